@@ -1,0 +1,373 @@
+"""Addition RNN: a recurrent network that learns to add integers from example sums.
+
+Port of tfjs-examples addition-rnn-webworker/worker.js and keras-io examples/nlp/addition_rnn.py, without
+the original's defects: `layers` really stacks decoder RNNs, test examples never exceed the validation
+split, training sizes are checked against the number of distinct sums, and training can be stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers
+
+from core.events import DecodedSample, EpochEnded, SamplesDecoded
+from core.training import EventSink, LiveCallback
+
+RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
+MAX_TRAINING_SIZE = 200_000
+MAX_ITERATIONS = 1_000
+MAX_HIDDEN_SIZE = 1_024
+MAX_LAYERS = 8
+MAX_BATCH_SIZE = 8_192
+MAX_TEST_EXAMPLES = 1_000
+# Above this many distinct sums, sampling by rejection is fast; below it, enumerate them all.
+ENUMERATION_LIMIT = 2_000_000
+
+
+def distinct_sums(digits: int) -> int:
+    """How many distinct unordered problems a + b exist with operands of up to `digits` digits."""
+    count = 10**digits
+    return count * (count + 1) // 2
+
+
+def _check_range(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be a whole number, not {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:,} and {high:,}, not {value:,}.")
+
+
+@dataclass(frozen=True, slots=True)
+class AdditionConfig:
+    """Settings of one Addition RNN run; defaults are those of the tfjs example's form."""
+
+    digits: int = 2  # Maximum digits per operand.
+    training_size: int = 5_000  # Distinct problems generated; 10% are held out for validation.
+    rnn_type: str = "SimpleRNN"  # SimpleRNN, GRU or LSTM.
+    layers: int = 1  # Stacked decoder RNN layers.
+    hidden_size: int = 128  # Units per recurrent layer.
+    batch_size: int = 128
+    iterations: int = 100  # Each iteration is one `fit` epoch.
+    test_examples: int = 20  # Validation problems decoded and shown after each iteration.
+    reverse: bool = True  # Feed the question reversed, which shortens the paths the RNN must learn.
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("Digits", self.digits, 1, 5)
+        limit = min(distinct_sums(self.digits), MAX_TRAINING_SIZE)
+        _check_range("Training size", self.training_size, 10, 10**12)
+        if self.training_size > distinct_sums(self.digits):
+            raise ValueError(
+                f"{self.digits} digit{'s' if self.digits > 1 else ''} allow at most "
+                f"{distinct_sums(self.digits):,} distinct sums; lower the training size to {limit:,} "
+                "or use more digits."
+            )
+        _check_range("Training size", self.training_size, 10, MAX_TRAINING_SIZE)
+        if self.rnn_type not in RNN_TYPES:
+            raise ValueError(f"RNN type must be one of {', '.join(RNN_TYPES)}, not {self.rnn_type!r}.")
+        _check_range("RNN layers", self.layers, 1, MAX_LAYERS)
+        _check_range("Hidden size", self.hidden_size, 1, MAX_HIDDEN_SIZE)
+        _check_range("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_range("Train iterations", self.iterations, 1, MAX_ITERATIONS)
+        _check_range("Test examples", self.test_examples, 0, MAX_TEST_EXAMPLES)
+        if self.test_examples > self.validation_size:
+            raise ValueError(
+                f"{self.test_examples} test examples need at least {self.test_examples * 10:,} "
+                f"training examples (tests come from the 10% held out); the training size "
+                f"{self.training_size:,} allows at most {self.validation_size:,}."
+            )
+        if not isinstance(self.reverse, bool):
+            raise ValueError(f"Reverse must be true or false, not {self.reverse!r}.")
+        if self.seed is not None:
+            _check_range("Seed", self.seed, 0, 2**32 - 1)
+
+    @property
+    def validation_size(self) -> int:
+        """Problems held out for validation: 10% of the training size, at least one."""
+        return max(1, self.training_size // 10)
+
+    @property
+    def question_length(self) -> int:
+        """Characters in a padded question such as '12+345'."""
+        return 2 * self.digits + 1
+
+    @property
+    def answer_length(self) -> int:
+        """Characters in a padded answer: a sum has at most one more digit than its operands."""
+        return self.digits + 1
+
+
+class CharacterTable:
+    """One-hot encodes strings over a fixed alphabet and decodes probability rows back."""
+
+    def __init__(self, chars: str) -> None:
+        self.chars = sorted(set(chars))
+        self.char_indices = {char: index for index, char in enumerate(self.chars)}
+
+    def encode(self, text: str, *, length: int) -> np.ndarray:
+        """One-hot matrix of shape (length, alphabet size); unknown characters raise ValueError."""
+        matrix = np.zeros((length, len(self.chars)), dtype="float32")
+        if len(text) > length:
+            raise ValueError(f"{text!r} is longer than {length} characters.")
+        for position, char in enumerate(text):
+            if char not in self.char_indices:
+                raise ValueError(f"{char!r} is not one of the characters {''.join(self.chars)!r}.")
+            matrix[position, self.char_indices[char]] = 1.0
+        return matrix
+
+    def decode(self, matrix: np.ndarray) -> str:
+        """The most likely character at each row."""
+        return "".join(self.chars[index] for index in np.asarray(matrix).argmax(axis=-1))
+
+
+CHARACTERS = CharacterTable("0123456789+ ")
+
+
+def _random_operand(rng: np.random.Generator, digits: int) -> int:
+    length = int(rng.integers(1, digits + 1))
+    return int("".join(str(digit) for digit in rng.integers(0, 10, size=length)))
+
+
+def _pair_from_index(index: int, count: int) -> tuple[int, int]:
+    """The index-th unordered pair (a <= b) of numbers below `count`, in row-major order."""
+    # Row a holds the pairs (a, a) ... (a, count - 1): count - a of them.
+    a = int((2 * count + 1 - np.sqrt((2 * count + 1) ** 2 - 8 * index)) // 2)
+    while a > 0 and a * count - a * (a - 1) // 2 > index:
+        a -= 1
+    while (a + 1) * count - (a + 1) * a // 2 <= index:
+        a += 1
+    start = a * count - a * (a - 1) // 2
+    return a, a + index - start
+
+
+def generate_problems(config: AdditionConfig, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """`training_size` distinct problems (a, b); a + b and b + a count as one."""
+    total = distinct_sums(config.digits)
+    if total <= ENUMERATION_LIMIT and config.training_size > total // 10:
+        # Dense requests: rejection sampling would crawl (or loop forever) as the set fills up.
+        indices = rng.choice(total, size=config.training_size, replace=False)
+        count = 10**config.digits
+        pairs = [_pair_from_index(int(index), count) for index in indices]
+        return [(b, a) if rng.random() < 0.5 else (a, b) for a, b in pairs]
+    # Sparse requests: operands of random length 1..digits, as in the Keras example.
+    seen: set[tuple[int, int]] = set()
+    problems: list[tuple[int, int]] = []
+    while len(problems) < config.training_size:
+        a, b = _random_operand(rng, config.digits), _random_operand(rng, config.digits)
+        key = (min(a, b), max(a, b))
+        if key not in seen:
+            seen.add(key)
+            problems.append((a, b))
+    return problems
+
+
+def format_question(a: int, b: int, *, digits: int) -> str:
+    """'a+b' padded with spaces to the question length."""
+    return f"{a}+{b}".ljust(2 * digits + 1)
+
+
+def vectorize(
+    questions: list[str], answers: list[str], *, config: AdditionConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot inputs (reversed if asked) and targets."""
+    x = np.stack(
+        [
+            CHARACTERS.encode(
+                question[::-1] if config.reverse else question, length=config.question_length
+            )
+            for question in questions
+        ]
+    )
+    y = np.stack([CHARACTERS.encode(answer, length=config.answer_length) for answer in answers])
+    return x, y
+
+
+def build_addition_rnn(config: AdditionConfig) -> keras.Model:
+    """Encoder RNN -> RepeatVector -> `layers` decoder RNNs -> per-step softmax over characters."""
+    rnn = getattr(layers, config.rnn_type)
+    alphabet = len(CHARACTERS.chars)
+    # Explicit names keep concurrent builds in several threads from racing on Keras's name counter.
+    inputs = keras.Input(shape=(config.question_length, alphabet), name="question")
+    hidden = rnn(config.hidden_size, name="encoder")(inputs)
+    hidden = layers.RepeatVector(config.answer_length, name="repeat")(hidden)
+    for index in range(config.layers):
+        hidden = rnn(config.hidden_size, return_sequences=True, name=f"decoder_{index + 1}")(hidden)
+    outputs = layers.Dense(alphabet, activation="softmax", name="characters")(hidden)
+    model = keras.Model(inputs, outputs, name=f"addition_{config.rnn_type.lower()}")
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class AdditionResult:
+    """A finished (or stopped) run: the model, one event per iteration and the last test sums."""
+
+    config: AdditionConfig
+    model: keras.Model
+    history: tuple[EpochEnded, ...]
+    samples: SamplesDecoded | None
+    stopped_reason: str | None = None
+    seconds: float = 0.0
+
+
+def solve(model: keras.Model, questions: list[str], *, digits: int, reverse: bool = True) -> list[str]:
+    """The model's answers to questions such as '12+345', stripped of padding."""
+    if not questions:
+        return []
+    config_length = 2 * digits + 1
+    padded = []
+    for question in questions:
+        text = question.replace(" ", "")
+        if len(text) > config_length:
+            raise ValueError(f"{question!r} is too long for a {digits}-digit model.")
+        padded.append(text.ljust(config_length))
+    x = np.stack(
+        [CHARACTERS.encode(text[::-1] if reverse else text, length=config_length) for text in padded]
+    )
+    # Calling the model directly skips `predict`'s per-call setup, which dominates for a few rows.
+    probabilities = np.asarray(model(x, training=False))
+    return [CHARACTERS.decode(row).strip() for row in probabilities]
+
+
+def parse_question(text: str, *, digits: int) -> tuple[int, int]:
+    """Operands of a typed sum such as '12 + 345'; ValueError with a readable message otherwise."""
+    cleaned = text.replace(" ", "")
+    parts = cleaned.split("+")
+    if len(parts) != 2 or not all(part.isdigit() and part.isascii() for part in parts):
+        raise ValueError(f"Type a sum of two whole numbers such as '12+345', not {text!r}.")
+    if any(len(part.lstrip("0") or "0") > digits for part in parts):
+        raise ValueError(f"This model adds numbers of up to {digits} digits.")
+    return int(parts[0]), int(parts[1])
+
+
+def train_addition(
+    config: AdditionConfig,
+    *,
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+) -> AdditionResult:
+    """Generate data, build the model and train it, sending events after every iteration."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+    problems = generate_problems(config, rng)
+    questions = [format_question(a, b, digits=config.digits) for a, b in problems]
+    answers = [str(a + b).ljust(config.answer_length) for a, b in problems]
+    x, y = vectorize(questions, answers, config=config)
+    # Explicitly set apart 10% for validation data that we never train over.
+    split = config.training_size - config.validation_size
+    x_train, x_val, y_train, y_val = x[:split], x[split:], y[:split], y[split:]
+    test_questions = questions[split : split + config.test_examples]
+    test_answers = [answer.strip() for answer in answers[split : split + config.test_examples]]
+
+    model = build_addition_rnn(config)
+    emit = on_event or (lambda event: None)
+    last_samples: list[SamplesDecoded] = []
+
+    def decode_tests(epoch: int) -> None:
+        if not test_questions:
+            return
+        predicted = solve(model, test_questions, digits=config.digits, reverse=config.reverse)
+        samples = tuple(
+            DecodedSample(question=question.strip(), expected=expected, predicted=answer)
+            for question, expected, answer in zip(test_questions, test_answers, predicted, strict=True)
+        )
+        event = SamplesDecoded(epoch=epoch, samples=samples)
+        last_samples[:] = [event]
+        emit(event)
+
+    callback = LiveCallback(epochs=config.iterations, on_event=emit, stop=stop, on_epoch=decode_tests)
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.iterations,
+        validation_data=(x_val, y_val),
+        callbacks=[callback],
+        verbose=0,
+    )
+    return AdditionResult(
+        config=config,
+        model=model,
+        history=tuple(callback.history),
+        samples=last_samples[0] if last_samples else None,
+        stopped_reason=callback.stopped_reason,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# Query-parameter names of a shareable link, mapped to config fields.
+QUERY_FIELDS = {
+    "digits": "digits",
+    "training_size": "training_size",
+    "rnn_type": "rnn_type",
+    "layers": "layers",
+    "hidden_size": "hidden_size",
+    "batch_size": "batch_size",
+    "iterations": "iterations",
+    "test_examples": "test_examples",
+    "reverse": "reverse",
+}
+
+
+def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], list[str]]:
+    """Form presets from URL query parameters, and a message for each value that was ignored."""
+    defaults = AdditionConfig()
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, field_name in QUERY_FIELDS.items():
+        if name not in params:
+            continue
+        raw = str(params[name]).strip()
+        if field_name == "rnn_type":
+            matches = [kind for kind in RNN_TYPES if kind.lower() == raw.lower()]
+            if matches:
+                values[field_name] = matches[0]
+            else:
+                problems.append(f"rnn_type={raw!r} is not one of {', '.join(RNN_TYPES)}.")
+        elif field_name == "reverse":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                values[field_name] = True
+            elif raw.lower() in ("0", "false", "no", "off"):
+                values[field_name] = False
+            else:
+                problems.append(f"reverse={raw!r} should be true or false.")
+        else:
+            try:
+                number = int(raw)
+                # Check this one field alone; the form checks how the fields fit together.
+                AdditionConfig(
+                    **{
+                        **_as_dict(defaults),
+                        "digits": 5,
+                        "training_size": MAX_TRAINING_SIZE if field_name == "test_examples" else 10,
+                        "test_examples": 0,
+                        field_name: number,
+                    }
+                )
+            except ValueError as error:
+                message = str(error) if raw.lstrip("-").isdigit() else "it is not a whole number."
+                problems.append(f"{name}={raw[:20]!r} was ignored: {message}")
+                continue
+            values[field_name] = number
+    return values, problems
+
+
+def _as_dict(config: AdditionConfig) -> dict[str, object]:
+    return {name: getattr(config, name) for name in AdditionConfig.__dataclass_fields__}
+
+
+def query_from_config(config: AdditionConfig) -> dict[str, str]:
+    """The query parameters that preset the form to `config` (for a shareable link)."""
+    return {
+        name: str(getattr(config, field_name)).lower()
+        if field_name == "reverse"
+        else str(getattr(config, field_name))
+        for name, field_name in QUERY_FIELDS.items()
+    }

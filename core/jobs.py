@@ -1,0 +1,263 @@
+"""The process-wide job runner: a bounded thread pool that trains models off the UI thread.
+
+Port of the web-worker half of tfjs-examples addition-rnn-webworker, for many browser sessions at once:
+each job belongs to a session, reports events through a bounded queue, can be cancelled while queued or
+running, and a failure becomes a `failed` job with its message instead of a dead worker.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+# The work a job runs: it gets a function to send events and an Event that asks it to stop.
+Work = Callable[[Callable[[Any], None], threading.Event], Any]
+
+
+class JobState(enum.Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        """Whether the job will never run again."""
+        return self in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED)
+
+
+class QueueFullError(RuntimeError):
+    """The server already holds as many waiting jobs as it allows."""
+
+
+def default_workers() -> int:
+    """Worker count from `LTL_MAX_JOBS`, else min(2, cores)."""
+    value = os.environ.get("LTL_MAX_JOBS", "").strip()
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            raise ValueError(f"LTL_MAX_JOBS must be a whole number, not {value!r}.") from None
+        if not 1 <= workers <= 64:
+            raise ValueError(f"LTL_MAX_JOBS must be between 1 and 64, not {workers}.")
+        return workers
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def default_max_queued() -> int:
+    """Waiting-job limit from `LTL_MAX_QUEUED`, else 60."""
+    value = os.environ.get("LTL_MAX_QUEUED", "").strip()
+    if not value:
+        return 60
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"LTL_MAX_QUEUED must be a whole number, not {value!r}.") from None
+    if limit < 0:
+        raise ValueError(f"LTL_MAX_QUEUED must be 0 or more, not {limit}.")
+    return limit
+
+
+class Job:
+    """One unit of work owned by a browser session, with its events and its outcome."""
+
+    def __init__(self, *, job_id: str, owner: str, kind: str, max_events: int) -> None:
+        self.id = job_id
+        self.owner = owner
+        self.kind = kind
+        self.state = JobState.QUEUED
+        self.error: str | None = None
+        self.result: Any = None
+        self.created = time.monotonic()
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.stop_event = threading.Event()
+        # A bounded buffer: a page that stops reading cannot make a job grow without limit.
+        self._events: collections.deque[Any] = collections.deque(maxlen=max_events)
+        self.dropped_events = 0
+        self._lock = threading.Lock()
+        self._future: Future[None] | None = None
+
+    def emit(self, event: Any) -> None:
+        """Append an event for the page; the oldest one goes when the buffer is full."""
+        with self._lock:
+            if len(self._events) == self._events.maxlen:
+                self.dropped_events += 1
+            self._events.append(event)
+
+    def drain(self) -> list[Any]:
+        """Take every event sent since the last drain."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        return events
+
+    def cancel(self) -> None:
+        """Ask the job to stop: a queued job never starts, a running one stops at its next batch."""
+        self.stop_event.set()
+        with self._lock:
+            if self.state is JobState.QUEUED:
+                self._finish(JobState.CANCELLED)
+                if self._future is not None:
+                    self._future.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is done (for tests and scripts); true if it is."""
+        future = self._future
+        if future is None:
+            return self.state.done
+        try:
+            future.result(timeout=timeout)
+        except TimeoutError:
+            return False
+        except Exception:  # noqa: BLE001 - A cancelled future raises; its state tells the story.
+            pass
+        return self.state.done
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds spent running so far (0 while queued)."""
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.monotonic()) - self.started
+
+    def _finish(self, state: JobState) -> None:
+        self.state = state
+        self.ended = time.monotonic()
+
+    def _run(self, work: Work) -> None:
+        with self._lock:
+            if self.state is not JobState.QUEUED:
+                return
+            self.state = JobState.RUNNING
+            self.started = time.monotonic()
+        try:
+            result = work(self.emit, self.stop_event)
+        except Exception as error:  # noqa: BLE001 - Any failure must become a failed job, not a dead worker.
+            message = str(error) or type(error).__name__
+            self.error = f"{type(error).__name__}: {message}"
+            self.traceback = traceback.format_exc()
+            with self._lock:
+                self._finish(JobState.FAILED)
+            return
+        self.result = result
+        with self._lock:
+            self._finish(JobState.CANCELLED if self.stop_event.is_set() else JobState.FINISHED)
+
+
+class JobRunner:
+    """A bounded pool of training threads shared by every session of the process."""
+
+    def __init__(
+        self,
+        *,
+        max_workers: int | None = None,
+        max_queued: int | None = None,
+        max_events: int = 5_000,
+        keep_finished: int = 4,
+    ) -> None:
+        self.max_workers = max_workers or default_workers()
+        self.max_queued = default_max_queued() if max_queued is None else max_queued
+        self.max_events = max_events
+        # How many finished jobs each session keeps per kind (their results hold models).
+        self.keep_finished = keep_finished
+        self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ltl-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def submit(self, work: Work, *, owner: str, kind: str) -> Job:
+        """Queue `work` for `owner`; a job of the same owner and kind still going is cancelled first."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.owner == owner and job.kind == kind and not job.state.done:
+                    job.cancel()
+            waiting = sum(job.state is JobState.QUEUED for job in self._jobs.values())
+            running = sum(job.state is JobState.RUNNING for job in self._jobs.values())
+            if running >= self.max_workers and waiting >= self.max_queued:
+                raise QueueFullError(
+                    f"The server is busy: {running} jobs are training and {waiting} are waiting, "
+                    "the most it allows. Try again in a minute."
+                )
+            job = Job(
+                job_id=f"job-{next(self._ids)}", owner=owner, kind=kind, max_events=self.max_events
+            )
+            self._jobs[job.id] = job
+            self._prune(owner=owner, kind=kind)
+            job._future = self._executor.submit(job._run, work)
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        """The job with this id, if the runner still holds it."""
+        if job_id is None:
+            return None
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self, *, owner: str | None = None) -> list[Job]:
+        """All held jobs, oldest first, optionally only one owner's."""
+        with self._lock:
+            return [job for job in self._jobs.values() if owner is None or job.owner == owner]
+
+    def queue_position(self, job: Job) -> tuple[int, int] | None:
+        """(1-based position, number waiting) while the job is queued, else None."""
+        with self._lock:
+            waiting = [other for other in self._jobs.values() if other.state is JobState.QUEUED]
+        if job not in waiting:
+            return None
+        return waiting.index(job) + 1, len(waiting)
+
+    def estimated_start(self, job: Job, *, typical_seconds: float = 30.0) -> float | None:
+        """Rough seconds until a queued job starts, from how long jobs ahead have run."""
+        position = self.queue_position(job)
+        if position is None:
+            return None
+        with self._lock:
+            running = [other for other in self._jobs.values() if other.state is JobState.RUNNING]
+            done = [o for o in self._jobs.values() if o.state.done and o.started is not None]
+        if done:
+            typical_seconds = sum(other.elapsed for other in done) / len(done)
+        remaining = sorted(max(typical_seconds - other.elapsed, 1.0) for other in running)
+        # Jobs ahead start as workers free up, one worker each, in queue order.
+        slots = remaining + [0.0] * (self.max_workers - len(remaining))
+        for _ in range(position[0] - 1):
+            slots.sort()
+            slots[0] += typical_seconds
+        return min(slots)
+
+    def cancel_owner(self, owner: str) -> int:
+        """Cancel every job of a session that has gone and forget them; returns how many were live."""
+        with self._lock:
+            owned = [job for job in self._jobs.values() if job.owner == owner]
+            for job in owned:
+                del self._jobs[job.id]
+        live = [job for job in owned if not job.state.done]
+        for job in live:
+            job.cancel()
+        return len(live)
+
+    def shutdown(self) -> None:
+        """Cancel everything and wait for the workers to end."""
+        for job in self.jobs():
+            job.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _prune(self, *, owner: str, kind: str) -> None:
+        finished = [
+            job
+            for job in self._jobs.values()
+            if job.owner == owner and job.kind == kind and job.state.done
+        ]
+        for job in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[job.id]

@@ -1,0 +1,118 @@
+"""Shared training plumbing: the Keras callback that streams events, honours Stop and catches NaN."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import keras
+
+from core.events import BatchEnded, EpochEnded, TrainingEvent, TrainingStopped
+
+EventSink = Callable[[TrainingEvent], None]
+
+
+def _ignore(event: TrainingEvent) -> None:
+    """Drop an event (used when nobody listens)."""
+
+
+class LiveCallback(keras.callbacks.Callback):
+    """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss."""
+
+    def __init__(
+        self,
+        *,
+        epochs: int,
+        on_event: EventSink | None = None,
+        stop: threading.Event | None = None,
+        batch_interval_seconds: float = 0.25,
+        on_epoch: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.on_event = on_event or _ignore
+        self.stop = stop or threading.Event()
+        # Batch events are throttled by time so a fast model cannot flood the page's queue.
+        self.batch_interval_seconds = batch_interval_seconds
+        self.on_epoch = on_epoch
+        self.history: list[EpochEnded] = []
+        self.stopped_reason: str | None = None
+        self._epoch = 0
+        self._epoch_started = 0.0
+        self._last_batch_event = 0.0
+        self._step = 0
+        self._batches = 0
+        self._diverged = False
+        self._good_weights: list = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._batches = int(self.params.get("steps") or 0)
+        self._good_weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._diverged:
+            # The NaN has already reached the weights; go back to the last finite epoch.
+            self.model.set_weights(self._good_weights)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch + 1
+        self._epoch_started = time.perf_counter()
+        self._check_stop()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self._step += 1
+        loss = float(logs.get("loss", math.nan))
+        if not math.isfinite(loss):
+            self._diverged = True
+            self._halt(
+                f"The loss became {loss} at epoch {self._epoch}, batch {batch + 1}: training stopped "
+                "and the weights of the last finished epoch are kept. Try a lower learning rate."
+            )
+            return
+        now = time.perf_counter()
+        if now - self._last_batch_event >= self.batch_interval_seconds:
+            self._last_batch_event = now
+            self.on_event(
+                BatchEnded(
+                    epoch=self._epoch,
+                    batch=batch + 1,
+                    batches=self._batches,
+                    step=self._step,
+                    loss=loss,
+                    accuracy=float(logs.get("accuracy", math.nan)),
+                )
+            )
+        self._check_stop()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._diverged:
+            return
+        logs = logs or {}
+        self._good_weights = self.model.get_weights()
+        event = EpochEnded(
+            epoch=epoch + 1,
+            epochs=self.epochs,
+            loss=float(logs.get("loss", math.nan)),
+            accuracy=float(logs.get("accuracy", math.nan)),
+            val_loss=float(logs.get("val_loss", math.nan)),
+            val_accuracy=float(logs.get("val_accuracy", math.nan)),
+            seconds=time.perf_counter() - self._epoch_started,
+        )
+        self.history.append(event)
+        self.on_event(event)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set() and self.stopped_reason is None:
+            self._halt("Stopped on request.")
+
+    def _halt(self, reason: str) -> None:
+        if self.stopped_reason is None:
+            self.stopped_reason = reason
+            self.on_event(TrainingStopped(epoch=self._epoch, reason=reason))
+        self.model.stop_training = True

@@ -1,0 +1,1 @@
+"""Streamlit glue shared by the pages: process-wide resources and chart builders."""
