@@ -1,119 +1,15 @@
 """Addition RNN page: configure, train live, stop and compare runs (port of addition-rnn-webworker)."""
 
-import pandas as pd
 import streamlit as st
 
-from core.addition import (
-    MAX_BATCH_SIZE,
-    MAX_HIDDEN_SIZE,
-    MAX_ITERATIONS,
-    MAX_LAYERS,
-    MAX_TEST_EXAMPLES,
-    MAX_TRAINING_SIZE,
-    RNN_TYPES,
-    AdditionConfig,
-    form_values_from_query,
-    query_from_config,
-    train_addition,
-)
+from core.addition import form_values_from_query, query_from_config, train_addition
 from core.jobs import QueueFullError
 from core.runs import RunRecord
+from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
 from ui.live import poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle
-
-
-def form_ui(presets: dict) -> AdditionConfig | None:
-    """The eight fields of the original form plus Reverse; returns a config when Train is pressed."""
-    base = AdditionConfig()
-
-    def preset(name: str):
-        return presets.get(name, getattr(base, name))
-
-    with st.form("addition_form"):
-        left, middle, right = st.columns(3)
-        digits = left.number_input("Digits", 1, 5, preset("digits"), key="addition_digits")
-        training_size = middle.number_input(
-            "Training size",
-            10,
-            MAX_TRAINING_SIZE,
-            preset("training_size"),
-            step=1000,
-            key="addition_training_size",
-        )
-        rnn_type = right.selectbox(
-            "RNN type", RNN_TYPES, RNN_TYPES.index(preset("rnn_type")), key="addition_rnn_type"
-        )
-        num_layers = left.number_input(
-            "RNN layers", 1, MAX_LAYERS, preset("layers"), key="addition_layers"
-        )
-        hidden_size = middle.number_input(
-            "Hidden size", 1, MAX_HIDDEN_SIZE, preset("hidden_size"), key="addition_hidden_size"
-        )
-        batch_size = right.number_input(
-            "Batch size", 1, MAX_BATCH_SIZE, preset("batch_size"), key="addition_batch_size"
-        )
-        iterations = left.number_input(
-            "Train iterations", 1, MAX_ITERATIONS, preset("iterations"), key="addition_iterations"
-        )
-        test_examples = middle.number_input(
-            "# of test examples",
-            0,
-            MAX_TEST_EXAMPLES,
-            preset("test_examples"),
-            key="addition_test_examples",
-        )
-        reverse = right.checkbox(
-            "Reverse the question",
-            preset("reverse"),
-            key="addition_reverse",
-            help="Feeding '12+345' as '543+21' shortens what the RNN must remember.",
-        )
-        if not st.form_submit_button("Train", type="primary"):
-            return None
-    try:
-        return AdditionConfig(
-            digits=int(digits),
-            training_size=int(training_size),
-            rnn_type=rnn_type,
-            layers=int(num_layers),
-            hidden_size=int(hidden_size),
-            batch_size=int(batch_size),
-            iterations=int(iterations),
-            test_examples=int(test_examples),
-            reverse=bool(reverse),
-        )
-    except ValueError as error:
-        st.error(str(error))
-        return None
-
-
-def samples_ui(run: RunRecord) -> None:
-    """Test sums of the latest iteration, right ones green and wrong ones red."""
-    if run.samples is None:
-        return
-    table = pd.DataFrame(
-        [
-            (s.question, s.expected, s.predicted, "right" if s.correct else "wrong")
-            for s in run.samples.samples
-        ],
-        columns=["Question", "Answer", "Model", "Right"],
-    )
-    st.markdown(
-        f"**Test sums after iteration {run.samples.epoch}** — exact match "
-        f"{run.samples.exact_match:.0%} ({sum(s.correct for s in run.samples.samples)} of "
-        f"{len(run.samples.samples)})"
-    )
-    colours = [
-        "background-color: #d4f7dc" if s.correct else "background-color: #fbd5d5"
-        for s in run.samples.samples
-    ]
-    st.dataframe(
-        table.style.apply(lambda column: colours, axis=0, subset=["Model"]),
-        hide_index=True,
-        key="addition_samples_table",
-    )
-
+from ui.saved_models import save_ui
 
 st.title("Addition RNN")
 st.caption(
@@ -172,14 +68,17 @@ def live_ui() -> None:
     chosen = [run for run in runs if run.label in shown] or [active]
     frame = epoch_frame(chosen)
     left, right = st.columns(2)
-    left.altair_chart(metric_chart(frame, metric="loss", title="Loss"), width="stretch")
-    right.altair_chart(
-        metric_chart(frame, metric="accuracy", title="Accuracy (per character)"), width="stretch"
-    )
-    st.altair_chart(
-        metric_chart(frame, metric="seconds", title="Seconds per iteration"), width="stretch"
-    )
+    metric_chart(frame, metric="loss", title="Loss", container=left)
+    metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
+    metric_chart(frame, metric="seconds", title="Seconds per iteration")
     samples_ui(active)
 
 
 live_ui()
+if active is not None and active.model is not None:
+    last = active.epochs[-1] if active.epochs else None
+    metrics = {"val_accuracy": last.val_accuracy} if last else {}
+    if active.samples is not None:
+        metrics["exact_match"] = active.samples.exact_match
+    save_ui(active, task="addition", metrics=metrics, key_prefix="addition")
+ask_ui(active)

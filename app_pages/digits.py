@@ -1,6 +1,77 @@
-"""Digit Recognizer page (coming)."""
+"""Digit Recognizer page: train a CNN on MNIST live, inspect its mistakes, draw digits for it to read."""
 
 import streamlit as st
 
+from core.digits import train_digits
+from core.jobs import QueueFullError
+from core.runs import RunRecord
+from ui.charts import batch_chart, epoch_frame, metric_chart
+from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
+from ui.live import poll_interval, status_ui, sync_run
+from ui.resources import get_runner, session_handle
+from ui.saved_models import save_ui
+
 st.title("Digit Recognizer")
-st.info("Coming soon: train a CNN on MNIST live and draw digits for it to read.")
+st.caption(
+    "A small CNN learns to read handwritten digits from MNIST while you watch; then draw one for it."
+)
+if "digits_runs" not in st.session_state:
+    st.session_state["digits_runs"] = []
+runs: list[RunRecord] = st.session_state["digits_runs"]
+runner = get_runner()
+handle = session_handle()
+
+data = data_ui()
+if data is not None:
+    config = form_ui(len(data.train_images))
+    with st.expander("Model summary"):
+        chosen = st.session_state.get("digits_model", "seed")
+        rows = summary_rows(chosen)
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(f"{MODEL_LABELS[chosen]}: {int(rows['params'].sum()):,} parameters in all.")
+    if config is not None:
+        try:
+            job = runner.submit(
+                lambda emit, stop: train_digits(config, on_event=emit, stop=stop, data=data),
+                owner=handle.owner,
+                kind="digits",
+            )
+        except QueueFullError as error:
+            st.error(str(error))
+        else:
+            label = f"#{len(runs) + 1} {config.model}{' +aug' if config.augment else ''}"
+            runs.append(
+                RunRecord(label=label, job_id=job.id, config={"epochs": config.epochs}, unit="Epoch")
+            )
+
+active = runs[-1] if runs else None
+if active is not None and not active.done and st.button("Stop", key="digits_stop"):
+    job = runner.get(active.job_id)
+    if job is not None:
+        job.cancel()
+
+
+@st.fragment(run_every=poll_interval(active))
+def live_ui() -> None:
+    """Drains the job's events and redraws the status and the live charts."""
+    if active is None:
+        return
+    sync_run(active, runner)
+    status_ui(active, runner)
+    left, right = st.columns(2)
+    batch_chart([active], metric="loss", container=left)
+    batch_chart([active], metric="accuracy", container=right)
+    frame = epoch_frame([active])
+    left, right = st.columns(2)
+    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
+    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+
+
+live_ui()
+if active is not None and active.result is not None and data is not None:
+    results_ui(active, data)
+    save_ui(
+        active, task="digits", metrics={"accuracy": active.result.test_accuracy}, key_prefix="digits"
+    )
+finished = [run for run in runs if run.model is not None]
+canvas_ui(reader_ui(finished[-1] if finished else None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import enum
 import itertools
+import json
 import os
 import threading
 import time
@@ -166,12 +167,16 @@ class JobRunner:
         max_queued: int | None = None,
         max_events: int = 5_000,
         keep_finished: int = 4,
+        log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.max_workers = max_workers or default_workers()
         self.max_queued = default_max_queued() if max_queued is None else max_queued
         self.max_events = max_events
         # How many finished jobs each session keeps per kind (their results hold models).
         self.keep_finished = keep_finished
+        # An optional JSON-lines record of every job that ended (`LTL_JOB_LOG`), for operators and benches.
+        self.log_path = log_path if log_path is not None else os.environ.get("LTL_JOB_LOG") or None
+        self._log_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ltl-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -196,6 +201,8 @@ class JobRunner:
             self._jobs[job.id] = job
             self._prune(owner=owner, kind=kind)
             job._future = self._executor.submit(job._run, work)
+            if self.log_path is not None:
+                job._future.add_done_callback(lambda _future, job=job: self._log(job))
         return job
 
     def get(self, job_id: str | None) -> Job | None:
@@ -252,6 +259,24 @@ class JobRunner:
         for job in self.jobs():
             job.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _log(self, job: Job) -> None:
+        history = getattr(job.result, "history", ()) or ()
+        record = {
+            "id": job.id,
+            "kind": job.kind,
+            "state": job.state.value,
+            "error": job.error,
+            "queued_seconds": round((job.started or job.ended or job.created) - job.created, 4),
+            "run_seconds": round(job.elapsed, 4),
+            "epoch_seconds": [round(float(getattr(event, "seconds", 0.0)), 4) for event in history],
+        }
+        try:
+            with self._log_lock, open(self.log_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+        except OSError:
+            # The log is a convenience; a full disk must not take the runner down with it.
+            pass
 
     def _prune(self, *, owner: str, kind: str) -> None:
         finished = [

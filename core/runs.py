@@ -18,6 +18,7 @@ class RunRecord:
     label: str
     job_id: str
     config: dict[str, Any]
+    unit: str = "Iteration"  # What one epoch is called on the page.
     epochs: list[EpochEnded] = field(default_factory=list)
     batches: list[BatchEnded] = field(default_factory=list)
     samples: SamplesDecoded | None = None
@@ -25,7 +26,9 @@ class RunRecord:
     error: str | None = None
     stopped_reason: str | None = None
     model: Any = None  # The trained keras.Model once the job is done.
+    result: Any = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
+    saved_name: str | None = None
 
     def apply(self, events: list[TrainingEvent]) -> None:
         """Fold drained events into the record."""
@@ -48,16 +51,33 @@ class RunRecord:
         """Whether the run's job has ended one way or another."""
         return self.state in ("finished", "failed", "cancelled")
 
+    def fraction_done(self) -> float:
+        """Share of the run done, from the last epoch or batch event."""
+        if self.batches and (not self.epochs or self.batches[-1].epoch > self.epochs[-1].epoch):
+            batch = self.batches[-1]
+            epochs = self.epochs[-1].epochs if self.epochs else self.config.get("epochs", 1)
+            return min(
+                1.0, ((batch.epoch - 1) + batch.batch / max(1, batch.batches)) / max(1, int(epochs))
+            )
+        if self.epochs:
+            return self.epochs[-1].epoch / self.epochs[-1].epochs
+        return 0.0
+
     def progress_text(self) -> str:
         """'Iteration i of N — x s/iteration — ETA ~y s' for the status line."""
         if not self.epochs:
+            if self.batches:
+                last_batch = self.batches[-1]
+                return (
+                    f"{self.unit} {last_batch.epoch}: batch {last_batch.batch} of {last_batch.batches}"
+                )
             return "Starting…"
         last = self.epochs[-1]
         recent = self.epochs[-5:]
         per_epoch = sum(event.seconds for event in recent) / len(recent)
         remaining = (last.epochs - last.epoch) * per_epoch
         return (
-            f"Iteration {last.epoch} of {last.epochs} — {per_epoch:.2f} s/iteration — "
+            f"{self.unit} {last.epoch} of {last.epochs} — {per_epoch:.2f} s/{self.unit.lower()} — "
             f"ETA {format_seconds(remaining)}"
         )
 

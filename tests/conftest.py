@@ -30,3 +30,12 @@ def mnist_dir() -> Path:
         # Failing, not skipping: without the data the MNIST tests would silently prove nothing.
         pytest.fail(f"MNIST test data missing from {directory}: {', '.join(missing)}; set MNIST_DIR")
     return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def app_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point the app at the real MNIST files and a throwaway model store for the whole run."""
+    if not os.environ.get("MNIST_DIR"):
+        os.environ["MNIST_DIR"] = str(REPOSITORY_ROOT.parent / "shared" / "data" / "mnist")
+    # Never write into the developer's own store (~/.local/share/...).
+    os.environ["MODEL_STORE_DIR"] = str(tmp_path_factory.mktemp("model-store"))

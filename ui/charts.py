@@ -1,11 +1,24 @@
-"""Altair charts shared by the training pages."""
+"""Altair charts shared by the training pages.
+
+A page polled every second redraws its charts each time. Turning an Altair chart into Vega-Lite costs
+~15 ms of GIL-holding Python per chart, which training threads feel, so each chart's spec is built once
+with Altair and cached; every poll only sends the new rows to `st.vega_lite_chart`.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+from typing import Any
+
 import altair as alt
 import pandas as pd
+import streamlit as st
 
 from core.runs import RunRecord
+
+EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
+BATCH_COLUMNS = ["run", "step", "value"]
 
 
 def epoch_frame(runs: list[RunRecord]) -> pd.DataFrame:
@@ -20,28 +33,24 @@ def epoch_frame(runs: list[RunRecord]) -> pd.DataFrame:
                 ("accuracy", "validation", event.val_accuracy),
                 ("seconds", "train", event.seconds),
             ):
-                rows.append(
-                    {
-                        "run": run.label,
-                        "epoch": event.epoch,
-                        "metric": metric,
-                        "split": split,
-                        "value": value,
-                    }
-                )
-    return pd.DataFrame(rows, columns=["run", "epoch", "metric", "split", "value"])
+                rows.append((run.label, event.epoch, metric, split, value))
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
-def metric_chart(
-    frame: pd.DataFrame, *, metric: str, title: str, x_title: str = "Iteration"
-) -> alt.Chart:
-    """Lines of one metric per run (colour) and split (dash)."""
-    data = frame[frame["metric"] == metric]
-    return (
-        alt.Chart(data, title=title)
-        .mark_line(point=len(data) < 60)
+def _spec_without_data(chart: alt.Chart) -> dict[str, Any]:
+    spec = chart.to_dict()
+    spec.pop("data", None)
+    spec.pop("datasets", None)
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _metric_spec(*, metric: str, title: str, x_title: str, points: bool) -> dict[str, Any]:
+    chart = (
+        alt.Chart(pd.DataFrame(columns=EPOCH_COLUMNS), title=title)
+        .mark_line(point=points)
         .encode(
-            x=alt.X("epoch:Q", title=x_title, axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("epoch:Q", title=x_title, axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=metric.capitalize()),
             color=alt.Color("run:N", title="Run"),
             strokeDash=alt.StrokeDash("split:N", title="Data"),
@@ -49,18 +58,13 @@ def metric_chart(
         )
         .properties(height=260)
     )
+    return _spec_without_data(chart)
 
 
-def batch_chart(runs: list[RunRecord], *, metric: str) -> alt.Chart:
-    """Per-batch training `metric` over steps, one line per run."""
-    rows = [
-        {"run": run.label, "step": event.step, "value": getattr(event, metric)}
-        for run in runs
-        for event in run.batches
-    ]
-    data = pd.DataFrame(rows, columns=["run", "step", "value"])
-    return (
-        alt.Chart(data, title=f"Per-batch {metric}")
+@functools.lru_cache(maxsize=8)
+def _batch_spec(*, metric: str) -> dict[str, Any]:
+    chart = (
+        alt.Chart(pd.DataFrame(columns=BATCH_COLUMNS), title=f"Per-batch {metric}")
         .mark_line()
         .encode(
             x=alt.X("step:Q", title="Batch"),
@@ -69,4 +73,87 @@ def batch_chart(runs: list[RunRecord], *, metric: str) -> alt.Chart:
             tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
         )
         .properties(height=220)
+    )
+    return _spec_without_data(chart)
+
+
+def metric_chart(
+    frame: pd.DataFrame, *, metric: str, title: str, x_title: str = "Iteration", container: Any = st
+) -> None:
+    """Draw lines of one metric per run (colour) and split (dash)."""
+    data = frame[frame["metric"] == metric]
+    spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
+    # A copy: Streamlit may add keys to the spec it is given.
+    container.vega_lite_chart(data, copy.deepcopy(spec), width="stretch")
+
+
+def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> None:
+    """Draw per-batch training `metric` over steps, one line per run."""
+    rows = [(run.label, event.step, getattr(event, metric)) for run in runs for event in run.batches]
+    container.vega_lite_chart(
+        pd.DataFrame(rows, columns=BATCH_COLUMNS),
+        copy.deepcopy(_batch_spec(metric=metric)),
+        width="stretch",
+    )
+
+
+def confusion_chart(confusion: Any) -> alt.Chart:
+    """Heatmap of true vs predicted digits with the count in each cell."""
+    rows = [
+        (true, predicted, int(confusion[true][predicted]))
+        for true in range(len(confusion))
+        for predicted in range(len(confusion))
+    ]
+    data = pd.DataFrame(rows, columns=["true", "predicted", "count"])
+    base = alt.Chart(data, title="Confusion matrix (test set)").encode(
+        x=alt.X("predicted:O", title="Predicted digit"),
+        y=alt.Y("true:O", title="True digit"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("count:Q", scale=alt.Scale(type="symlog"), legend=None),
+        tooltip=["true:O", "predicted:O", "count:Q"],
+    )
+    text = base.mark_text(fontSize=10).encode(
+        text="count:Q",
+        color=alt.condition(
+            alt.datum.count > confusion.max() / 4, alt.value("white"), alt.value("black")
+        ),
+    )
+    return (cells + text).properties(height=330)
+
+
+def per_class_chart(per_class_accuracy: tuple[float, ...]) -> alt.Chart:
+    """Bars of test accuracy per digit."""
+    data = pd.DataFrame({"digit": range(len(per_class_accuracy)), "accuracy": per_class_accuracy})
+    return (
+        alt.Chart(data, title="Accuracy per digit")
+        .mark_bar()
+        .encode(
+            x=alt.X("digit:O", title="Digit"),
+            y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(zero=False)),
+            tooltip=["digit:O", alt.Tooltip("accuracy:Q", format=".2%")],
+        )
+        .properties(height=330)
+    )
+
+
+def probability_chart(probabilities: tuple[float, ...], *, predicted: int) -> alt.Chart:
+    """Bars of the model's probability for each digit, the predicted one highlighted."""
+    data = pd.DataFrame(
+        {
+            "digit": range(len(probabilities)),
+            "probability": probabilities,
+            "chosen": [digit == predicted for digit in range(len(probabilities))],
+        }
+    )
+    return (
+        alt.Chart(data, title="Probabilities")
+        .mark_bar()
+        .encode(
+            x=alt.X("digit:O", title="Digit"),
+            y=alt.Y("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("chosen:N", legend=None, scale=alt.Scale(range=["#9bb7d4", "#d62728"])),
+            tooltip=["digit:O", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=240)
     )

@@ -33,6 +33,7 @@ def sync_run(run: RunRecord, runner: JobRunner) -> None:
         result = job.result
         if result is not None:
             run.model = result.model
+            run.result = result
             run.stopped_reason = result.stopped_reason or run.stopped_reason
         st.rerun()
 
@@ -48,15 +49,15 @@ def status_ui(run: RunRecord, runner: JobRunner) -> None:
             st.info(f"⏳ Queued, position {position[0]} of {position[1]}{estimate}.")
         return
     if run.state == JobState.RUNNING.value:
-        last = run.epochs[-1] if run.epochs else None
-        st.progress(last.epoch / last.epochs if last else 0.0, text=run.progress_text())
+        st.progress(run.fraction_done(), text=run.progress_text())
         return
+    unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
         st.error(f"Training failed: {run.error}")
     elif run.stopped_reason and run.stopped_reason != "Stopped on request.":
         st.warning(run.stopped_reason)
     elif run.state == JobState.CANCELLED.value:
-        st.info(f"Stopped after {len(run.epochs)} iteration(s); what it learned so far is kept.")
+        st.info(f"Stopped after {len(run.epochs)} {unit}(s); what it learned so far is kept.")
     elif run.state == JobState.FINISHED.value:
         total = sum(event.seconds for event in run.epochs)
-        st.success(f"Finished {len(run.epochs)} iteration(s) in {format_seconds(total)}.")
+        st.success(f"Finished {len(run.epochs)} {unit}(s) in {format_seconds(total)}.")

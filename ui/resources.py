@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
+import threading
 import uuid
 from dataclasses import dataclass
 
 import streamlit as st
 
+from core.cache import ModelCache
 from core.jobs import Job, JobRunner, default_workers
 from core.runtime import configure_tensorflow
+from core.store import ModelStore, load_cached
 
 
 @st.cache_resource(show_spinner=False)
@@ -19,12 +24,30 @@ def get_runner() -> JobRunner:
     configure_tensorflow(workers=workers)
     import keras  # noqa: F401 - Imported here so the freeze below covers TensorFlow's objects.
 
-    # Streamlit runs a full garbage collection after every script and fragment run (also inside
-    # keras.backend.clear_session). With TensorFlow loaded that walks ~400k objects and holds the GIL
-    # for ~0.2 s, starving training threads. Freezing the long-lived import-time objects makes each
-    # collection skip them (0.2 s -> ~0 ms), so polling no longer slows training.
+    # A full garbage collection with TensorFlow loaded walks ~400k objects and holds the GIL for
+    # ~0.2 s, starving training threads. Freezing the long-lived import-time objects makes each
+    # collection skip them (0.2 s -> ~0 ms).
     gc.freeze()
+    keep_keras_state_between_runs()
     return JobRunner(max_workers=workers)
+
+
+def keep_keras_state_between_runs() -> None:
+    """Stop Streamlit calling `keras.backend.clear_session()` after every script and fragment run."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    # Streamlit 1.67 has no setting for this. clear_session() clears TensorFlow's eager kernel cache
+    # and resets Keras's name counters process-wide, so a page polled every second made a training
+    # thread rebuild its kernels each time (3x slower, measured) and concurrent model builds collide
+    # on layer names. The app never relies on that reset: models are built in jobs, fully named.
+    def clean_problem_modules() -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close("all")
+
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        raise RuntimeError("Streamlit's script runner changed; review keep_keras_state_between_runs().")
+    script_runner._clean_problem_modules = clean_problem_modules
 
 
 @dataclass
@@ -48,3 +71,42 @@ def session_handle() -> SessionHandle:
 def current_job(state_key: str) -> Job | None:
     """The job whose id the page keeps under `state_key`, if the runner still holds it."""
     return get_runner().get(st.session_state.get(state_key))
+
+
+def cache_bytes() -> int:
+    """Model cache size from `LTL_CACHE_MB` (default 256 MB)."""
+    value = os.environ.get("LTL_CACHE_MB", "256").strip()
+    try:
+        megabytes = int(value)
+    except ValueError:
+        raise ValueError(f"LTL_CACHE_MB must be a whole number of megabytes, not {value!r}.") from None
+    if not 1 <= megabytes <= 65_536:
+        raise ValueError(f"LTL_CACHE_MB must be between 1 and 65,536, not {megabytes}.")
+    return megabytes * 1024 * 1024
+
+
+@st.cache_resource(show_spinner=False)
+def get_store() -> ModelStore:
+    """The process-wide model store (files plus SQLite index)."""
+    return ModelStore()
+
+
+@st.cache_resource(show_spinner=False)
+def get_model_cache() -> ModelCache:
+    """The process-wide in-memory LRU of loaded models, warmed with the most recently used model."""
+    cache = ModelCache(cache_bytes())
+    store = get_store()
+    get_runner()
+
+    def warm() -> None:
+        recent = store.most_recent()
+        if recent is not None and recent.format == "keras":
+            try:
+                load_cached(store, cache, recent.id)
+            except ValueError:
+                # A corrupt file is reported when someone loads it; warming is best effort.
+                pass
+
+    # In the background, so the first page does not wait for the load.
+    threading.Thread(target=warm, name="ltl-warm-cache", daemon=True).start()
+    return cache

@@ -162,3 +162,26 @@ def test_worker_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("LTL_MAX_JOBS", "0")
     with pytest.raises(ValueError, match="between 1 and 64"):
         default_workers()
+
+
+def test_ended_jobs_are_logged_as_json_lines(tmp_path):
+    import json
+
+    log = tmp_path / "jobs.jsonl"
+    runner = JobRunner(max_workers=1, log_path=log)
+
+    def broken(emit, stop):
+        raise ValueError("bad")
+
+    jobs = [
+        runner.submit(lambda emit, stop: 1, owner="a", kind="x"),
+        runner.submit(broken, owner="b", kind="y"),
+    ]
+    assert all(job.wait(DEADLINE) for job in jobs)
+    runner.shutdown()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(record["kind"], record["state"]) for record in records] == [
+        ("x", "finished"),
+        ("y", "failed"),
+    ]
+    assert records[1]["error"] == "ValueError: bad"

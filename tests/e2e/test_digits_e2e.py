@@ -1,0 +1,45 @@
+"""The Digit Recognizer page in a real browser: train a small model, draw a digit, read the answer."""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import screenshot
+
+
+def draw_stroke(page, canvas, points):
+    """Drag the mouse through `points` (fractions of the canvas) like a person drawing."""
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + points[0][0] * box["width"], y + points[0][1] * box["height"])
+    page.mouse.down()
+    for fraction_x, fraction_y in points[1:]:
+        page.mouse.move(x + fraction_x * box["width"], y + fraction_y * box["height"], steps=4)
+    page.mouse.up()
+
+
+def test_train_then_draw_a_digit(server, page):
+    page.goto(f"{server.url}/digits")
+    expect(page.get_by_role("heading", name="Digit Recognizer")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"MNIST: 24,345 train and 10,000 test images"))).to_be_visible()
+    page.get_by_label("Training images (0 = all)").fill("3000")
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_role("button", name="Train").click()
+
+    expect(page.get_by_text(re.compile(r"Epoch \d"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Per-batch loss")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text("Confusion matrix (test set)")).to_be_visible()
+
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    # A "1": one vertical stroke down the middle.
+    draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
+    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Prediction")).to_be_visible()
+    expect(page.get_by_text("Probabilities")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"\d+% confident"))).to_be_visible()
+    screenshot(page, "digits")
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black square.")).to_be_visible(timeout=30_000)

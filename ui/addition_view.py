@@ -1,0 +1,142 @@
+"""The Addition RNN page's form, test-sum table and "ask a model" box."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.addition import (
+    MAX_BATCH_SIZE,
+    MAX_HIDDEN_SIZE,
+    MAX_ITERATIONS,
+    MAX_LAYERS,
+    MAX_TEST_EXAMPLES,
+    MAX_TRAINING_SIZE,
+    RNN_TYPES,
+    AdditionConfig,
+    parse_question,
+    solve,
+)
+from core.runs import RunRecord
+from ui.saved_models import use_saved_ui
+
+
+def form_ui(presets: dict) -> AdditionConfig | None:
+    """The eight fields of the original form plus Reverse; returns a config when Train is pressed."""
+    base = AdditionConfig()
+
+    def preset(name: str):
+        return presets.get(name, getattr(base, name))
+
+    with st.form("addition_form"):
+        left, middle, right = st.columns(3)
+        digits = left.number_input("Digits", 1, 5, preset("digits"), key="addition_digits")
+        training_size = middle.number_input(
+            "Training size",
+            10,
+            MAX_TRAINING_SIZE,
+            preset("training_size"),
+            step=1000,
+            key="addition_training_size",
+        )
+        rnn_type = right.selectbox(
+            "RNN type", RNN_TYPES, RNN_TYPES.index(preset("rnn_type")), key="addition_rnn_type"
+        )
+        num_layers = left.number_input(
+            "RNN layers", 1, MAX_LAYERS, preset("layers"), key="addition_layers"
+        )
+        hidden_size = middle.number_input(
+            "Hidden size", 1, MAX_HIDDEN_SIZE, preset("hidden_size"), key="addition_hidden_size"
+        )
+        batch_size = right.number_input(
+            "Batch size", 1, MAX_BATCH_SIZE, preset("batch_size"), key="addition_batch_size"
+        )
+        iterations = left.number_input(
+            "Train iterations", 1, MAX_ITERATIONS, preset("iterations"), key="addition_iterations"
+        )
+        test_examples = middle.number_input(
+            "# of test examples",
+            0,
+            MAX_TEST_EXAMPLES,
+            preset("test_examples"),
+            key="addition_test_examples",
+        )
+        reverse = right.checkbox(
+            "Reverse the question",
+            preset("reverse"),
+            key="addition_reverse",
+            help="Feeding '12+345' as '543+21' shortens what the RNN must remember.",
+        )
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    try:
+        return AdditionConfig(
+            digits=int(digits),
+            training_size=int(training_size),
+            rnn_type=rnn_type,
+            layers=int(num_layers),
+            hidden_size=int(hidden_size),
+            batch_size=int(batch_size),
+            iterations=int(iterations),
+            test_examples=int(test_examples),
+            reverse=bool(reverse),
+        )
+    except ValueError as error:
+        st.error(str(error))
+        return None
+
+
+def samples_ui(run: RunRecord) -> None:
+    """Test sums of the latest iteration, right ones green and wrong ones red."""
+    if run.samples is None:
+        return
+    table = pd.DataFrame(
+        [
+            (s.question, s.expected, s.predicted, "right" if s.correct else "wrong")
+            for s in run.samples.samples
+        ],
+        columns=["Question", "Answer", "Model", "Right"],
+    )
+    st.markdown(
+        f"**Test sums after iteration {run.samples.epoch}** — exact match "
+        f"{run.samples.exact_match:.0%} ({sum(s.correct for s in run.samples.samples)} of "
+        f"{len(run.samples.samples)})"
+    )
+    colours = [
+        "background-color: #d4f7dc" if s.correct else "background-color: #fbd5d5"
+        for s in run.samples.samples
+    ]
+    st.dataframe(
+        table.style.apply(lambda column: colours, axis=0, subset=["Model"]),
+        hide_index=True,
+        key="addition_samples_table",
+    )
+
+
+def ask_ui(latest: RunRecord | None) -> None:
+    """Type a sum and get the answer of this session's last model or of a saved one."""
+    st.subheader("Ask a model")
+    sources = ["This session's last run", "A saved model"]
+    source = st.radio("Model", sources, horizontal=True, key="addition_ask_source")
+    if source == sources[0]:
+        if latest is None or latest.model is None:
+            st.caption("Train a model above first, or pick a saved one.")
+            return
+        model, digits, reverse = latest.model, latest.result.config.digits, latest.result.config.reverse
+    else:
+        picked = use_saved_ui(task="addition", key_prefix="addition")
+        if picked is None:
+            return
+        record, model = picked
+        digits, reverse = int(record.config.get("digits", 1)), bool(record.config.get("reverse", True))
+    question = st.text_input("Type a sum", placeholder="12+345", max_chars=40, key="addition_question")
+    if not question.strip():
+        return
+    try:
+        a, b = parse_question(question, digits=digits)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    answer = solve(model, [f"{a}+{b}"], digits=digits, reverse=reverse)[0]
+    verdict = "right" if answer == str(a + b) else f"wrong, it is {a + b}"
+    st.markdown(f"{a} + {b} = **{answer}** according to the model ({verdict}).")

@@ -1,0 +1,157 @@
+"""The Digit Recognizer page's data source, form, results and drawing canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
+from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODELS, DigitsConfig, model_summary
+from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
+from core.runs import RunRecord
+from ui.charts import confusion_chart, per_class_chart, probability_chart
+from ui.saved_models import use_saved_ui
+
+MODEL_LABELS = {
+    "seed": "Seed CNN (TF.js blog, 53,866 params)",
+    "strong": "Stronger CNN (batch norm, dropout)",
+}
+
+
+def data_ui() -> MnistData | None:
+    """Where MNIST comes from, or how to provide it."""
+    data = st.session_state.get("digits_uploaded_data")
+    try:
+        data = data or cached_mnist()
+    except ValueError as error:
+        st.warning(f"MNIST is not available: {error}")
+        files = st.file_uploader(
+            "Or upload the four MNIST IDX files (.gz or raw)",
+            accept_multiple_files=True,
+            key="digits_idx_upload",
+        )
+        if files and st.button("Use these files", key="digits_use_upload"):
+            try:
+                st.session_state["digits_uploaded_data"] = load_mnist_from_uploads(
+                    {file.name: file.getvalue() for file in files}
+                )
+            except ValueError as upload_error:
+                st.error(f"Those files could not be used: {upload_error}")
+            else:
+                st.rerun()
+        return None
+    st.caption(
+        f"MNIST: {len(data.train_images):,} train and {len(data.test_images):,} test images "
+        f"({data.source})."
+    )
+    return data
+
+
+@st.cache_data(show_spinner=False)
+def summary_rows(model_name: str) -> pd.DataFrame:
+    """The layer table of a freshly built model of this kind."""
+    return pd.DataFrame(model_summary(MODELS[model_name]()))
+
+
+def form_ui(available: int) -> DigitsConfig | None:
+    """The training form; returns a config when Train is pressed and the values are valid."""
+    with st.form("digits_form"):
+        left, middle, right = st.columns(3)
+        model_name = left.selectbox(
+            "Model", list(MODELS), format_func=MODEL_LABELS.get, key="digits_model"
+        )
+        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, 5, key="digits_epochs")
+        batch_size = right.number_input("Batch size", 1, MAX_BATCH_SIZE, 32, key="digits_batch_size")
+        learning_rate = left.number_input(
+            "Learning rate", 0.00001, 1.0, 0.001, step=0.0005, format="%.5f", key="digits_learning_rate"
+        )
+        training_size = middle.number_input(
+            "Training images (0 = all)", 0, available, 0, step=1000, key="digits_training_size"
+        )
+        augment = right.checkbox(
+            "Augment (shift, rotate, zoom)",
+            False,
+            key="digits_augment",
+            help="Random small shifts, rotations and zooms make hand drawings easier to read.",
+        )
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    try:
+        return DigitsConfig(
+            model=model_name,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            training_size=int(training_size) or None,
+            augment=bool(augment),
+        )
+    except ValueError as error:
+        st.error(str(error))
+        return None
+
+
+def results_ui(run: RunRecord, data: MnistData) -> None:
+    """Test accuracy, confusion matrix, per-class accuracy and a gallery of mistakes."""
+    result = run.result
+    st.metric("Test accuracy", f"{result.test_accuracy:.2%}")
+    left, right = st.columns(2)
+    left.altair_chart(confusion_chart(result.confusion), width="stretch")
+    right.altair_chart(per_class_chart(result.per_class_accuracy), width="stretch")
+    mistakes = result.misclassified[:24]
+    if mistakes:
+        st.markdown(f"**Misclassified test images** (first {len(mistakes)} of the mistakes)")
+        columns = st.columns(12)
+        for position, (index, true, predicted) in enumerate(mistakes):
+            columns[position % 12].image(
+                data.test_images[index], caption=f"{true} → {predicted}", width=56, clamp=True
+            )
+
+
+def reader_ui(latest: RunRecord | None):
+    """Which model reads the drawings: this session's last run or a saved one."""
+    st.subheader("Draw a digit")
+    sources = ["This session's last run", "A saved model"]
+    source = st.radio("Model", sources, horizontal=True, key="digits_reader_source")
+    if source == sources[0]:
+        return latest.model if latest is not None else None
+    picked = use_saved_ui(task="digits", key_prefix="digits")
+    return picked[1] if picked is not None else None
+
+
+def canvas_ui(model) -> None:
+    """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
+    if "digits_canvas_version" not in st.session_state:
+        st.session_state["digits_canvas_version"] = 0
+    left, middle, right = st.columns([3, 2, 4])
+    with left:
+        drawing = st_canvas(
+            stroke_width=20,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=280,
+            width=280,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=f"digits_canvas_{st.session_state['digits_canvas_version']}",
+        )
+        if st.button("Clear", key="digits_clear"):
+            st.session_state["digits_canvas_version"] += 1
+            st.rerun()
+    image = preprocess_canvas(np.asarray(drawing.image_data)) if drawing.image_data is not None else None
+    if image is None:
+        middle.info("Draw a digit on the black square.")
+        return
+    middle.image(image[:, :, 0], caption="What the model sees (28×28)", width=140, clamp=True)
+    if model is None:
+        right.info("Train a model above, or load a saved one, to read your drawing.")
+        return
+    prediction = predict_digit(model, image)
+    middle.metric("Prediction", prediction.digit)
+    middle.caption(f"{prediction.confidence:.0%} confident")
+    right.altair_chart(
+        probability_chart(prediction.probabilities, predicted=prediction.digit), width="stretch"
+    )
+    if prediction.confidence < LOW_CONFIDENCE:
+        right.warning("Low confidence: try a larger, centred digit drawn with one clear stroke.")
