@@ -174,7 +174,7 @@ class JobRunner:
         self.max_events = max_events
         # How many finished jobs each session keeps per kind (their results hold models).
         self.keep_finished = keep_finished
-        # An optional JSON-lines record of every job that ended (`LTL_JOB_LOG`), for operators and benches.
+        # An optional JSON-lines record of every ended job (`LTL_JOB_LOG`), for operators and benches.
         self.log_path = log_path if log_path is not None else os.environ.get("LTL_JOB_LOG") or None
         self._log_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ltl-job")
