@@ -1,6 +1,49 @@
-"""Model Cache page (coming)."""
+"""Model Cache page: stored models that survive restarts, loaded fast, compared across formats."""
 
 import streamlit as st
 
+from core.jobs import QueueFullError
+from core.store import load_with_progress
+from ui.cache_view import actions_ui, formats_ui, load_status_ui, models_table, upload_ui
+from ui.resources import get_model_cache, get_runner, session_handle
+from ui.saved_models import store_or_error
+
 st.title("Model Cache")
-st.info("Coming soon: keep trained models, load them fast, compare formats and quantization.")
+st.caption(
+    "Models saved from the training pages live on the server's disk (with a SQLite index) and survive "
+    "restarts; loaded ones stay in a memory cache shared by every visitor."
+)
+if "cache_load_job_id" not in st.session_state:
+    st.session_state["cache_load_job_id"] = None
+store = store_or_error()
+if store is None:
+    st.stop()
+cache = get_model_cache()
+runner = get_runner()
+handle = session_handle()
+
+records = store.list_models()
+stats = cache.stats()
+columns = st.columns(4)
+columns[0].metric("Stored models", len(records))
+columns[1].metric("On disk", f"{sum(record.size_bytes for record in records) / 2**20:.2f} MiB")
+columns[2].metric("Cache hits / misses", f"{stats.hits} / {stats.misses}")
+columns[3].metric("In memory", f"{stats.used_bytes / 2**20:.2f} of {stats.max_bytes / 2**20:.0f} MiB")
+
+selected = models_table(records)
+if selected is not None:
+    if actions_ui(selected, store=store, cache=cache):
+        try:
+            job = runner.submit(
+                lambda emit, stop: load_with_progress(store, cache, selected.id, on_event=emit),
+                owner=handle.owner,
+                kind="cache-load",
+            )
+        except QueueFullError as error:
+            st.error(str(error))
+        else:
+            st.session_state["cache_load_job_id"] = job.id
+            st.session_state["cache_load_progress"] = 0.0
+    load_status_ui(runner)
+    formats_ui(selected, store=store, runner=runner, owner=handle.owner)
+upload_ui(store)

@@ -68,3 +68,19 @@ class TrainingStopped:
 
 
 TrainingEvent = BatchEnded | EpochEnded | SamplesDecoded | TrainingStopped
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProgress:
+    """A stored model is being read: the fraction of its bytes read so far."""
+
+    fraction: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFinished:
+    """A stored model is loaded: how long it took and whether the memory cache already had it."""
+
+    model_id: str
+    seconds: float
+    from_cache: bool

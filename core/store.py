@@ -21,6 +21,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from typing import Any
 import keras
 
 from core.cache import ModelCache
+from core.events import LoadFinished, LoadProgress
 
 TASKS = ("addition", "digits")
 FORMATS = ("keras", "tflite-float32", "tflite-float16", "tflite-int8")
@@ -678,3 +680,20 @@ def load_cached(
     if not isinstance(model, keras.Model):
         raise TypeError(f"the cache holds a {type(model).__name__} for {model_id!r}, not a Keras model.")
     return model
+
+
+def load_with_progress(
+    store: ModelStore, cache: ModelCache, model_id: str, *, on_event: Callable[[object], None]
+) -> LoadFinished:
+    """Load through the cache (for the job runner), sending LoadProgress events and a LoadFinished."""
+    misses_before = cache.misses
+    started = time.perf_counter()
+    load_cached(store, cache, model_id, on_progress=lambda fraction: on_event(LoadProgress(fraction)))
+    finished = LoadFinished(
+        model_id=model_id,
+        seconds=time.perf_counter() - started,
+        # Another session's load of another model may count too; good enough for a label.
+        from_cache=cache.misses == misses_before,
+    )
+    on_event(finished)
+    return finished

@@ -168,3 +168,89 @@ def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     assert any(metric.label == "Test accuracy" for metric in at.metric)
     assert len(at.get("vega_lite_chart")) >= 2  # Confusion matrix and per-digit accuracy.
     assert any("Finished 1 epoch" in success.value for success in at.success)
+
+
+def saved_digits_model(name: str) -> str:
+    """Save a tiny untrained digits model in the app's store; returns its id."""
+    import keras
+
+    from ui.resources import get_store
+
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    record = get_store().save_keras(
+        model, name=name, task="digits", config={"model": "tiny"}, metrics={"accuracy": 0.5}
+    )
+    return record.id
+
+
+def test_model_cache_lists_loads_renames_and_deletes_a_model():
+    from ui.resources import get_runner
+
+    model_id = saved_digits_model("cache page model")
+    at = page("app_pages/model_cache.py").run()
+    assert not at.exception
+    assert "cache page model" in at.dataframe[0].value["name"].tolist()
+    at.selectbox(key="cache_selected").set_value(model_id).run()
+    at.button(key="cache_load").click().run()
+    job = get_runner().get(at.session_state["cache_load_job_id"])
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    # The load reports where the model came from and how long it took.
+    assert any("Loaded in" in (bar.proto.text or "") for bar in at.get("progress"))
+
+    at.text_input(key="cache_rename_name").set_value("../escape")
+    at.button(key="cache_rename").click().run()
+    assert any("not allowed" in error.value for error in at.error)
+    at.text_input(key="cache_rename_name").set_value("renamed model")
+    at.button(key="cache_rename").click().run()
+    assert "renamed model" in at.dataframe[0].value["name"].tolist()
+
+    at.checkbox(key="cache_delete_sure").check().run()
+    at.button(key="cache_delete").click().run()
+    assert not at.exception
+    names = at.dataframe[0].value["name"].tolist() if at.dataframe else []
+    assert "renamed model" not in names
+
+
+def test_addition_saves_a_finished_run_and_answers_typed_sums():
+    from core.addition import AdditionConfig, train_addition
+    from core.runs import RunRecord
+    from ui.resources import get_store
+
+    result = train_addition(
+        AdditionConfig(digits=1, training_size=55, hidden_size=8, iterations=1, test_examples=2, seed=1)
+    )
+    run = RunRecord(label="#1 SimpleRNN 1x8", job_id="gone", config={}, state="finished")
+    run.model, run.result, run.epochs, run.samples = (
+        result.model,
+        result,
+        list(result.history),
+        result.samples,
+    )
+    at = page("app_pages/addition.py")
+    at.session_state["addition_runs"] = [run]
+    at.run()
+    assert not at.exception
+    at.text_input(key="addition_save_name").set_value("my adder")
+    at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
+    assert not at.exception
+    assert any("Saved as “my adder”" in success.value for success in at.success)
+    saved = [record for record in get_store().list_models("addition") if record.name == "my adder"]
+    assert len(saved) == 1 and saved[0].config["digits"] == 1 and "exact_match" in saved[0].metrics
+
+    at.text_input(key="addition_question").set_value("3+4").run()
+    assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)
+    at.text_input(key="addition_question").set_value("12+4").run()
+    assert any("up to 1 digits" in error.value for error in at.error)
+
+    # The saved model answers too, loaded through the shared cache.
+    at.radio(key="addition_ask_source").set_value("A saved model").run()
+    at.selectbox(key="addition_saved_choice").set_value(saved[0].id)
+    at.button(key="addition_saved_load").click().run()
+    at.text_input(key="addition_question").set_value("3+4").run()
+    assert not at.exception
+    assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)

@@ -1,0 +1,150 @@
+"""The Model Cache page's table, per-model actions, load progress and upload."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.cache import ModelCache
+from core.events import LoadFinished, LoadProgress
+from core.jobs import JobRunner, JobState
+from core.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
+from ui.saved_models import describe
+
+EXTENSIONS = {"keras": ".keras"}
+
+
+def models_table(records: list[StoredModel]) -> StoredModel | None:
+    """The stored models as a table, and a picker for the one to act on."""
+    if not records:
+        st.info(
+            "No models stored yet. Train one on a training page and press “Save to cache”, or upload."
+        )
+        return None
+    names = {record.id: record.name for record in records}
+    rows = []
+    for record in records:
+        metric = record.metrics.get("accuracy", record.metrics.get("exact_match"))
+        rows.append(
+            {
+                "name": record.name,
+                "task": record.task,
+                "format": record.format,
+                "size (KB)": round(record.size_bytes / 1024, 1),
+                "accuracy": metric if isinstance(metric, int | float) else None,
+                "created": record.created[:19].replace("T", " "),
+                "last loaded": (record.last_loaded or "")[:19].replace("T", " "),
+                "derived from": names.get(record.parent_id or "", ""),
+                "file": "missing" if record.missing else "ok",
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+    )
+    by_id = {record.id: record for record in records}
+    chosen = st.selectbox(
+        "Model to work with",
+        list(by_id),
+        format_func=lambda model_id: describe(by_id[model_id]),
+        key="cache_selected",
+    )
+    return by_id.get(chosen)
+
+
+def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> bool:
+    """Load, export, rename and delete buttons for one model; true when a load was asked for."""
+    load, export, rename, delete = st.columns(4, vertical_alignment="bottom")
+    wants_load = load.button(
+        "Load",
+        key="cache_load",
+        disabled=record.format != "keras",
+        type="primary",
+        help="Load into the shared memory cache (Keras models).",
+    )
+    try:
+        data = store.read_bytes(record.id)
+    except ValueError as error:
+        export.error(str(error))
+    else:
+        export.download_button(
+            "Export",
+            data,
+            file_name=f"{record.id}{EXTENSIONS.get(record.format, '.tflite')}",
+            key="cache_export",
+            help=f"Download the {record.format} file ({len(data):,} bytes).",
+        )
+    with rename.popover("Rename"):
+        new_name = st.text_input("New name", record.name, max_chars=64, key="cache_rename_name")
+        if st.button("Rename", key="cache_rename"):
+            try:
+                store.rename(record.id, new_name.strip())
+            except ValueError as error:
+                st.error(str(error))
+            else:
+                st.rerun()
+    with delete.popover("Delete"):
+        sure = st.checkbox(f"Delete “{record.name}” for good", key="cache_delete_sure")
+        if st.button("Delete", key="cache_delete", disabled=not sure):
+            store.delete(record.id)
+            cache.discard(record.id)
+            st.rerun()
+    return wants_load
+
+
+def load_status_ui(runner: JobRunner) -> None:
+    """While a load runs, its progress bar; afterwards, how long it took and where it came from."""
+    # Defined on every run so the polling rate follows whether a load is under way.
+    live = st.session_state.get("cache_load_job_id") is not None
+
+    @st.fragment(run_every=0.5 if live else None)
+    def status() -> None:
+        job = runner.get(st.session_state.get("cache_load_job_id"))
+        if job is not None:
+            for event in job.drain():
+                match event:
+                    case LoadProgress():
+                        st.session_state["cache_load_progress"] = event.fraction
+                    case LoadFinished():
+                        st.session_state["cache_last_load"] = event
+            if job.state is JobState.FAILED:
+                st.session_state["cache_load_job_id"] = None
+                st.error(job.error)
+                return
+            if not job.state.done:
+                fraction = st.session_state.get("cache_load_progress", 0.0)
+                st.progress(fraction, text=f"Loading… {fraction:.0%} read")
+                return
+            st.session_state["cache_load_job_id"] = None
+            # A full rerun stops the polling and refreshes the table's "last loaded".
+            st.rerun()
+        last: LoadFinished | None = st.session_state.get("cache_last_load")
+        if last is not None:
+            where = "memory cache (warm hit)" if last.from_cache else "disk (cold), now cached"
+            st.progress(1.0, text=f"Loaded in {last.seconds * 1000:.2f} ms from the {where}.")
+
+    status()
+
+
+def upload_ui(store: ModelStore) -> None:
+    """Upload a .keras file: size-limited, loaded in safe mode, checked to fit a task, then listed."""
+    with st.expander("Upload a .keras model"):
+        st.caption(
+            f"Only `.keras` files up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB with built-in layers; "
+            "SavedModel and .h5 files are refused because they can carry code."
+        )
+        uploaded = st.file_uploader("Model file", type=["keras"], key="cache_upload")
+        name = st.text_input("Name for it", max_chars=64, key="cache_upload_name")
+        if st.button("Add to the store", key="cache_upload_add", disabled=uploaded is None):
+            try:
+                record = store.upload_keras(uploaded.getvalue(), name=name.strip() or uploaded.name[:-6])
+            except ValueError as error:
+                st.error(f"Refused: {error}")
+            else:
+                st.success(f"Added “{record.name}” as a {record.task} model.")
+
+
+def formats_ui(record: StoredModel, *, store: ModelStore, runner: JobRunner, owner: str) -> None:
+    """Quantize to TFLite and compare formats (filled in by the formats module)."""
