@@ -28,7 +28,7 @@ columns = st.columns(4)
 columns[0].metric("Stored models", len(records))
 columns[1].metric("On disk", f"{sum(record.size_bytes for record in records) / 2**20:.2f} MiB")
 columns[2].metric("Cache hits / misses", f"{stats.hits} / {stats.misses}")
-columns[3].metric("In memory", f"{stats.used_bytes / 2**20:.2f} of {stats.max_bytes / 2**20:.0f} MiB")
+columns[3].metric("In memory", f"{stats.used_bytes / 2**20:.1f}/{stats.max_bytes / 2**20:.0f} MiB")
 
 selected = models_table(records)
 if selected is not None:
@@ -45,5 +45,5 @@ if selected is not None:
             st.session_state["cache_load_job_id"] = job.id
             st.session_state["cache_load_progress"] = 0.0
     load_status_ui(runner)
-    formats_ui(selected, store=store, runner=runner, owner=handle.owner)
+    formats_ui(selected, store=store, cache=cache, runner=runner, owner=handle.owner)
 upload_ui(store)

@@ -6,9 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core.cache import ModelCache
+from core.derive import compare_stored, derive_tflite
 from core.events import LoadFinished, LoadProgress
-from core.jobs import JobRunner, JobState
+from core.formats import FORMAT_LABELS, QUANTIZATIONS, FormatReport
+from core.jobs import JobRunner, JobState, QueueFullError
 from core.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
+from ui.charts import formats_chart
 from ui.saved_models import describe
 
 EXTENSIONS = {"keras": ".keras"}
@@ -146,5 +149,96 @@ def upload_ui(store: ModelStore) -> None:
                 st.success(f"Added “{record.name}” as a {record.task} model.")
 
 
-def formats_ui(record: StoredModel, *, store: ModelStore, runner: JobRunner, owner: str) -> None:
-    """Quantize to TFLite and compare formats (filled in by the formats module)."""
+def formats_ui(
+    record: StoredModel, *, store: ModelStore, cache: ModelCache, runner: JobRunner, owner: str
+) -> None:
+    """Quantize a Keras model to TFLite, and compare every format side by side."""
+    st.subheader("Formats and quantization")
+    if record.format != "keras":
+        origin = " derived from a Keras model" if record.parent_id else ""
+        st.caption(f"This is a {record.format} file{origin}; quantize and compare from a Keras model.")
+        return
+    quantize, compare = st.columns(2, vertical_alignment="bottom")
+    quantization = quantize.selectbox(
+        "Quantize to TFLite", QUANTIZATIONS, index=2, key="cache_quantization"
+    )
+    work = None
+    if quantize.button("Quantize", key="cache_quantize"):
+        work = lambda emit, stop: derive_tflite(store, cache, record.id, quantization=quantization)  # noqa: E731
+    if compare.button("Compare formats", key="cache_compare", help="Takes a few seconds per format."):
+        work = lambda emit, stop: compare_stored(store, cache, record.id)  # noqa: E731
+    if work is not None:
+        try:
+            job = runner.submit(work, owner=owner, kind="cache-formats")
+        except QueueFullError as error:
+            st.error(str(error))
+        else:
+            st.session_state["cache_formats_job_id"] = job.id
+    formats_status_ui(runner)
+    reports = st.session_state.get("cache_reports", {}).get(record.id)
+    if reports:
+        formats_table_ui(reports)
+
+
+def formats_status_ui(runner: JobRunner) -> None:
+    """While a quantize or compare job runs, say so; when it ends, keep its outcome and rerun."""
+    live = st.session_state.get("cache_formats_job_id") is not None
+
+    @st.fragment(run_every=0.5 if live else None)
+    def status() -> None:
+        job = runner.get(st.session_state.get("cache_formats_job_id"))
+        if job is None:
+            message = st.session_state.get("cache_formats_message")
+            if message:
+                (st.error if message.startswith("Failed") else st.success)(message)
+            return
+        if not job.state.done:
+            st.info(f"Working… {job.elapsed:.0f} s")
+            return
+        st.session_state["cache_formats_job_id"] = None
+        if job.state is JobState.FAILED:
+            st.session_state["cache_formats_message"] = f"Failed: {job.error}"
+        elif isinstance(job.result, StoredModel):
+            st.session_state["cache_formats_message"] = (
+                f"Stored “{job.result.name}”: {job.result.size_bytes:,} bytes."
+            )
+        elif isinstance(job.result, list):
+            reports = st.session_state.setdefault("cache_reports", {})
+            reports[st.session_state.get("cache_selected")] = job.result
+            st.session_state["cache_formats_message"] = "Compared every format."
+        st.rerun()
+
+    status()
+
+
+def formats_table_ui(reports: list[FormatReport]) -> None:
+    """The side-by-side table and chart of formats."""
+    frame = pd.DataFrame(
+        [
+            {
+                "format": FORMAT_LABELS.get(report.format, report.format),
+                "size (KB)": report.size_bytes / 1024,
+                "cold load (ms)": report.cold_load_seconds * 1000,
+                "warm load (ms)": report.warm_load_seconds * 1000,
+                "latency p50 (ms)": report.latency_ms_per_sample,
+                "accuracy": report.accuracy,
+                "agreement": report.agreement,
+                "notes": report.notes,
+            }
+            for report in reports
+        ]
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "size (KB)": st.column_config.NumberColumn(format="%.1f"),
+            "cold load (ms)": st.column_config.NumberColumn(format="%.2f"),
+            "warm load (ms)": st.column_config.NumberColumn(format="%.4f"),
+            "latency p50 (ms)": st.column_config.NumberColumn(format="%.3f"),
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+            "agreement": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    st.altair_chart(formats_chart(frame), width="stretch")

@@ -157,3 +157,22 @@ def probability_chart(probabilities: tuple[float, ...], *, predicted: int) -> al
         )
         .properties(height=240)
     )
+
+
+def formats_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Small multiples: size, cold load, warm load and latency per format (log scales)."""
+    measures = ["size (KB)", "cold load (ms)", "warm load (ms)", "latency p50 (ms)"]
+    data = frame.melt(id_vars=["format"], value_vars=measures, var_name="measure", value_name="value")
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title=None, scale=alt.Scale(type="log")),
+            y=alt.Y("format:N", title=None, sort=list(frame["format"])),
+            color=alt.Color("format:N", legend=None),
+            facet=alt.Facet("measure:N", columns=2, title=None, sort=measures),
+            tooltip=["format:N", "measure:N", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(width=300, height=140)
+        .resolve_scale(x="independent")
+    )

@@ -1,0 +1,74 @@
+"""Tests of derived formats of stored models: quantized children and format comparisons."""
+
+import keras
+import numpy as np
+
+from core.cache import ModelCache
+from core.derive import compare_stored, derive_tflite, evaluation_data
+from core.store import ModelStore
+
+
+def tiny_addition_model():
+    from core.addition import AdditionConfig, build_addition_rnn
+
+    return build_addition_rnn(AdditionConfig(digits=1, training_size=55, hidden_size=8, test_examples=0))
+
+
+def test_quantized_child_is_stored_with_its_parent_and_its_accuracy(tmp_path):
+    store = ModelStore(tmp_path)
+    cache = ModelCache(64 * 2**20)
+    parent = store.save_keras(
+        tiny_addition_model(),
+        name="adder",
+        task="addition",
+        config={"digits": 1, "reverse": True},
+        metrics={},
+    )
+    child = derive_tflite(store, cache, parent.id, quantization="float16")
+    assert child.format == "tflite-float16" and child.parent_id == parent.id
+    assert child.name == "adder (float16)"
+    assert 0.0 <= child.metrics["exact_match"] <= 1.0
+    # A second derivation of the same kind gets a name of its own instead of failing.
+    again = derive_tflite(store, cache, parent.id, quantization="float16")
+    assert again.name == "adder (float16 2)"
+    assert store.read_bytes(child.id)[4:8] == b"TFL3"
+
+
+def test_addition_evaluation_data_holds_true_sums(tmp_path):
+    store = ModelStore(tmp_path)
+    record = store.save_keras(
+        tiny_addition_model(),
+        name="adder",
+        task="addition",
+        config={"digits": 1, "reverse": True},
+        metrics={},
+    )
+    inputs, expected = evaluation_data(record)
+    from core.addition import CHARACTERS
+
+    # 55 distinct one-digit problems at most; each expected answer is the int sum of its question.
+    assert len(inputs) == 55
+    for question, answer in zip(inputs[:20], expected[:20], strict=True):
+        left, right = CHARACTERS.decode(question)[::-1].strip().split("+")
+        assert int(CHARACTERS.decode(answer).strip()) == int(left) + int(right)
+
+
+def test_compare_stored_reports_every_format(tmp_path, mnist_dir):
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    store = ModelStore(tmp_path)
+    record = store.save_keras(
+        keras.Model(inputs, outputs), name="tiny digits", task="digits", config={}, metrics={}
+    )
+    reports = compare_stored(store, ModelCache(64 * 2**20), record.id)
+    assert [report.format for report in reports] == [
+        "keras",
+        "savedmodel",
+        "tflite-float32",
+        "tflite-float16",
+        "tflite-int8",
+    ]
+    assert all(report.size_bytes > 0 and report.cold_load_seconds > 0 for report in reports)
+    # Every format of the same weights gives (nearly) the same answers as the original.
+    assert all(report.agreement >= 0.97 for report in reports)
+    assert np.isclose(reports[0].accuracy, reports[2].accuracy, atol=0.01)

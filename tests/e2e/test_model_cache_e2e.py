@@ -1,0 +1,32 @@
+"""The Model Cache in a real browser: save a model from a training page, load it, quantize it."""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import screenshot
+
+TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&iterations=3&test_examples=5"
+
+
+def test_save_list_load_and_quantize(server, page):
+    page.goto(f"{server.url}/?{TINY}")
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_text(re.compile(r"Finished 3 iteration"))).to_be_visible(timeout=90_000)
+    page.get_by_role("textbox", name="Name").fill("browser adder")
+    page.get_by_role("button", name="Save to cache").click()
+    expect(page.get_by_text("Saved as “browser adder”")).to_be_visible(timeout=30_000)
+
+    page.get_by_role("link", name="Model Cache").click()
+    expect(page.get_by_role("heading", name="Model Cache")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stDataFrame")).to_contain_text("browser adder")
+
+    page.get_by_role("button", name="Load", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Loaded in [\d.]+ ms from the"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stProgress")).to_be_visible()
+
+    page.get_by_role("button", name="Quantize").click()
+    stored = page.get_by_text(re.compile(r"Stored “browser adder \(int8\)”"))
+    expect(stored).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("stDataFrame").first).to_contain_text("tflite-int8")
+    screenshot(page, "model_cache")
