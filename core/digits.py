@@ -126,7 +126,7 @@ class DigitsConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
+        if not isinstance(self.model, str) or self.model not in MODELS:
             raise ValueError(f"Model must be one of {', '.join(MODELS)}, not {self.model!r}.")
         _check_whole("Epochs", self.epochs, 1, MAX_EPOCHS)
         _check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
