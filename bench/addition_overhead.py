@@ -35,7 +35,10 @@ def app_epoch_seconds(config: AdditionConfig, *, workdir: Path) -> tuple[list[fl
     """Epoch times of the same run started from the page in Chromium, which polls until it ends."""
     log = workdir / "jobs.jsonl"
     log.unlink(missing_ok=True)
-    server = Server(store_dir=workdir / "store", extra_env={"LTL_JOB_LOG": str(log)})
+    server = Server(
+        store_dir=workdir / "store",
+        extra_env={"LTL_JOB_LOG": str(log), "LTL_POLL_SECONDS": os.environ.get("LTL_POLL_SECONDS", "1")},
+    )
     polls = 0
     try:
         with sync_playwright() as playwright:
@@ -95,6 +98,7 @@ def main() -> None:
                 "server_messages_received_by_browser": frames,
                 "cpu_count": os.cpu_count(),
                 "workers": default_workers(),
+                "poll_seconds": float(os.environ.get("LTL_POLL_SECONDS", "1")),
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
             indent=2,
