@@ -24,7 +24,8 @@ from ai_edge_litert import interpreter as litert
 
 from core.cache import ModelCache
 from core.cold_load import measure_cold_load
-from core.store import TASKS, detect_task
+from core.model_checks import detect_task
+from core.store import TASKS
 
 FORMAT_LABELS: dict[str, str] = {
     "keras": "Keras (.keras zip)",
