@@ -35,7 +35,7 @@ def main() -> None:
         hidden_size=128,
         batch_size=128,
         iterations=arguments.iterations,
-        test_examples=20,
+        test_examples=1_000,
         seed=7,
     )
     stop = threading.Event()
