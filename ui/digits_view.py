@@ -8,16 +8,11 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
-from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODELS, DigitsConfig, model_summary
+from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, DigitsConfig, model_summary
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
 from core.runs import RunRecord
 from ui.charts import confusion_chart, per_class_chart, probability_chart
 from ui.saved_models import use_saved_ui
-
-MODEL_LABELS = {
-    "seed": "Seed CNN (TF.js blog, 53,866 params)",
-    "strong": "Stronger CNN (batch norm, dropout)",
-}
 
 
 def data_ui() -> MnistData | None:
@@ -62,10 +57,19 @@ def form_ui(available: int) -> DigitsConfig | None:
         model_name = left.selectbox(
             "Model", list(MODELS), format_func=MODEL_LABELS.get, key="digits_model"
         )
-        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, 5, key="digits_epochs")
-        batch_size = right.number_input("Batch size", 1, MAX_BATCH_SIZE, 32, key="digits_batch_size")
+        defaults = DigitsConfig()
+        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, defaults.epochs, key="digits_epochs")
+        batch_size = right.number_input(
+            "Batch size", 1, MAX_BATCH_SIZE, defaults.batch_size, key="digits_batch_size"
+        )
         learning_rate = left.number_input(
-            "Learning rate", 0.00001, 1.0, 0.001, step=0.0005, format="%.5f", key="digits_learning_rate"
+            "Learning rate",
+            0.00001,
+            1.0,
+            defaults.learning_rate,
+            step=0.0005,
+            format="%.5f",
+            key="digits_learning_rate",
         )
         training_size = middle.number_input(
             "Training images (0 = all)", 0, available, 0, step=1000, key="digits_training_size"
@@ -76,10 +80,17 @@ def form_ui(available: int) -> DigitsConfig | None:
             key="digits_augment",
             help="Random small shifts, rotations and zooms make hand drawings easier to read.",
         )
+        decay = left.checkbox(
+            "Decay the learning rate",
+            defaults.decay,
+            key="digits_decay",
+            help="Lower the rate along a cosine to zero by the last epoch (steadier final accuracy).",
+        )
         if not st.form_submit_button("Train", type="primary"):
             return None
     try:
         return DigitsConfig(
+            decay=bool(decay),
             model=model_name,
             epochs=int(epochs),
             batch_size=int(batch_size),
