@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
-from ui.live import poll_interval, status_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle
 from ui.saved_models import save_ui
 
@@ -51,13 +51,20 @@ if active is not None and not active.done and st.button("Stop", key="addition_st
 
 
 @st.fragment(run_every=poll_interval(active))
-def live_ui() -> None:
-    """Drains the job's events and redraws status, charts and test sums."""
+def status_live_ui() -> None:
+    """Drains the job's events and updates the status line."""
     if active is None:
         st.info("Set the form and press Train. Each iteration is one pass over the training set.")
         return
     sync_run(active, runner)
     status_ui(active, runner)
+
+
+@st.fragment(run_every=chart_interval(active))
+def charts_live_ui() -> None:
+    """Redraws the charts and the test sums from what the status poll drained."""
+    if active is None:
+        return
     shown = st.multiselect(
         "Runs on the charts",
         [run.label for run in runs],
@@ -74,7 +81,8 @@ def live_ui() -> None:
     samples_ui(active)
 
 
-live_ui()
+status_live_ui()
+charts_live_ui()
 if active is not None and active.model is not None:
     last = active.epochs[-1] if active.epochs else None
     metrics = {"val_accuracy": last.val_accuracy} if last else {}

@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
-from ui.live import poll_interval, status_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle
 from ui.saved_models import save_ui
 
@@ -52,12 +52,19 @@ if active is not None and not active.done and st.button("Stop", key="digits_stop
 
 
 @st.fragment(run_every=poll_interval(active))
-def live_ui() -> None:
-    """Drains the job's events and redraws the status and the live charts."""
+def status_live_ui() -> None:
+    """Drains the job's events and updates the status line."""
     if active is None:
         return
     sync_run(active, runner)
     status_ui(active, runner)
+
+
+@st.fragment(run_every=chart_interval(active))
+def charts_live_ui() -> None:
+    """Redraws the per-batch and per-epoch charts from what the status poll drained."""
+    if active is None:
+        return
     left, right = st.columns(2)
     batch_chart([active], metric="loss", container=left)
     batch_chart([active], metric="accuracy", container=right)
@@ -67,7 +74,8 @@ def live_ui() -> None:
     metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
 
 
-live_ui()
+status_live_ui()
+charts_live_ui()
 if active is not None and active.result is not None and data is not None:
     results_ui(active, data)
     save_ui(

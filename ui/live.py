@@ -25,6 +25,11 @@ def _poll_seconds() -> float:
 POLL_SECONDS = _poll_seconds()
 
 
+def chart_interval(run: RunRecord | None) -> float | None:
+    """Redraw charts a third as often as the status line: each redraw costs the browser far more."""
+    return 3 * POLL_SECONDS if run is not None and not run.done else None
+
+
 def poll_interval(run: RunRecord | None) -> float | None:
     """Poll while the run's job is live; stop polling once it is done."""
     return POLL_SECONDS if run is not None and not run.done else None
