@@ -37,7 +37,7 @@ def app_epoch_seconds(config: AdditionConfig, *, workdir: Path) -> tuple[list[fl
     log.unlink(missing_ok=True)
     server = Server(
         store_dir=workdir / "store",
-        extra_env={"LTL_JOB_LOG": str(log), "LTL_POLL_SECONDS": os.environ.get("LTL_POLL_SECONDS", "1")},
+        extra_env={"LTL_JOB_LOG": str(log), "LTL_POLL_SECONDS": os.environ.get("LTL_POLL_SECONDS", "2")},
     )
     polls = 0
     try:
@@ -108,7 +108,7 @@ def main() -> None:
                 "server_messages_received_by_browser": frames,
                 "cpu_count": os.cpu_count(),
                 "workers": default_workers(),
-                "poll_seconds": float(os.environ.get("LTL_POLL_SECONDS", "1")),
+                "poll_seconds": float(os.environ.get("LTL_POLL_SECONDS", "2")),
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
             indent=2,

@@ -11,7 +11,7 @@ from core.runs import RunRecord, format_seconds
 
 
 def _poll_seconds() -> float:
-    value = os.environ.get("LTL_POLL_SECONDS", "1").strip()
+    value = os.environ.get("LTL_POLL_SECONDS", "2").strip()
     try:
         seconds = float(value)
     except ValueError:
@@ -26,8 +26,8 @@ POLL_SECONDS = _poll_seconds()
 
 
 def chart_interval(run: RunRecord | None) -> float | None:
-    """Redraw charts a third as often as the status line: each redraw costs the browser far more."""
-    return 3 * POLL_SECONDS if run is not None and not run.done else None
+    """Redraw charts half as often as the status line: each redraw costs the browser far more."""
+    return 2 * POLL_SECONDS if run is not None and not run.done else None
 
 
 def poll_interval(run: RunRecord | None) -> float | None:
