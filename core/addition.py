@@ -63,7 +63,7 @@ class AdditionConfig:
         _check_range("Training size", self.training_size, 10, 10**12)
         if self.training_size > distinct_sums(self.digits):
             raise ValueError(
-                f"{self.digits} digit{'s' if self.digits > 1 else ''} allow at most "
+                f"{self.digits} {'digits allow' if self.digits > 1 else 'digit allows'} at most "
                 f"{distinct_sums(self.digits):,} distinct sums; lower the training size to {limit:,} "
                 "or use more digits."
             )

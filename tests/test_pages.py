@@ -62,7 +62,7 @@ def test_addition_rejects_a_training_size_larger_than_the_distinct_sums():
     at.number_input(key="addition_digits").set_value(1)
     at.button[0].click().run()  # The form's Train button.
     assert not at.exception
-    assert "1 digit allow at most 55 distinct sums" in at.error[0].value
+    assert "1 digit allows at most 55 distinct sums" in at.error[0].value
     assert at.session_state["addition_runs"] == []
 
 

@@ -85,7 +85,7 @@ def test_character_table_round_trip():
         ({"digits": 0}, "Digits must be between 1 and 5"),
         ({"digits": 6}, "Digits must be between 1 and 5"),
         ({"digits": 3, "training_size": 500_501}, "3 digits allow at most 500,500 distinct sums"),
-        ({"digits": 1, "training_size": 56}, "1 digit allow at most 55 distinct sums"),
+        ({"digits": 1, "training_size": 56}, "1 digit allows at most 55 distinct sums"),
         ({"rnn_type": "Transformer"}, "RNN type must be one of SimpleRNN, GRU, LSTM"),
         ({"layers": 0}, "RNN layers must be between 1"),
         ({"hidden_size": -5}, "Hidden size must be between 1"),
