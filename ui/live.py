@@ -65,7 +65,7 @@ def status_ui(run: RunRecord, runner: JobRunner) -> None:
         if position is not None:
             start = runner.estimated_start(job)
             estimate = f", estimated start in ~{format_seconds(start)}" if start is not None else ""
-            st.info(f"⏳ Queued, position {position[0]} of {position[1]}{estimate}.")
+            st.info(f"Queued, position {position[0]} of {position[1]}{estimate}.")
         return
     if run.state == JobState.RUNNING.value:
         st.progress(run.fraction_done(), text=run.progress_text())

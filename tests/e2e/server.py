@@ -31,7 +31,13 @@ def free_port() -> int:
 class Server:
     """A `streamlit run streamlit_app.py` process on a free loopback port."""
 
-    def __init__(self, *, store_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -55,6 +61,7 @@ class Server:
                 "true",
                 "--browser.gatherUsageStats",
                 "false",
+                *(extra_args or []),
             ],
             cwd=ROOT,
             env=env,
