@@ -16,6 +16,7 @@ import numpy as np
 from keras import layers
 
 from core.events import DecodedSample, EpochEnded, SamplesDecoded
+from core.settings import check_whole
 from core.training import EventSink, LiveCallback
 
 RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
@@ -35,13 +36,6 @@ def distinct_sums(digits: int) -> int:
     return count * (count + 1) // 2
 
 
-def _check_range(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be a whole number, not {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, not {value:,}.")
-
-
 @dataclass(frozen=True, slots=True)
 class AdditionConfig:
     """Settings of one Addition RNN run; defaults are those of the tfjs example's form."""
@@ -58,23 +52,23 @@ class AdditionConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        _check_range("Digits", self.digits, 1, 5)
+        check_whole("Digits", self.digits, 1, 5)
         limit = min(distinct_sums(self.digits), MAX_TRAINING_SIZE)
-        _check_range("Training size", self.training_size, 10, 10**12)
+        check_whole("Training size", self.training_size, 10, 10**12)
         if self.training_size > distinct_sums(self.digits):
             raise ValueError(
                 f"{self.digits} {'digits allow' if self.digits > 1 else 'digit allows'} at most "
                 f"{distinct_sums(self.digits):,} distinct sums; lower the training size to {limit:,} "
                 "or use more digits."
             )
-        _check_range("Training size", self.training_size, 10, MAX_TRAINING_SIZE)
+        check_whole("Training size", self.training_size, 10, MAX_TRAINING_SIZE)
         if self.rnn_type not in RNN_TYPES:
             raise ValueError(f"RNN type must be one of {', '.join(RNN_TYPES)}, not {self.rnn_type!r}.")
-        _check_range("RNN layers", self.layers, 1, MAX_LAYERS)
-        _check_range("Hidden size", self.hidden_size, 1, MAX_HIDDEN_SIZE)
-        _check_range("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
-        _check_range("Train iterations", self.iterations, 1, MAX_ITERATIONS)
-        _check_range("Test examples", self.test_examples, 0, MAX_TEST_EXAMPLES)
+        check_whole("RNN layers", self.layers, 1, MAX_LAYERS)
+        check_whole("Hidden size", self.hidden_size, 1, MAX_HIDDEN_SIZE)
+        check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_whole("Train iterations", self.iterations, 1, MAX_ITERATIONS)
+        check_whole("Test examples", self.test_examples, 0, MAX_TEST_EXAMPLES)
         if self.test_examples > self.validation_size:
             raise ValueError(
                 f"{self.test_examples} test examples need at least {self.test_examples * 10:,} "
@@ -84,7 +78,7 @@ class AdditionConfig:
         if not isinstance(self.reverse, bool):
             raise ValueError(f"Reverse must be true or false, not {self.reverse!r}.")
         if self.seed is not None:
-            _check_range("Seed", self.seed, 0, 2**32 - 1)
+            check_whole("Seed", self.seed, 0, 2**32 - 1)
 
     @property
     def validation_size(self) -> int:

@@ -20,6 +20,7 @@ from keras import layers
 
 from core.events import EpochEnded
 from core.mnist import MnistData, cached_mnist
+from core.settings import check_whole
 from core.training import EventSink, LiveCallback
 
 IMAGE_SIDE = 28
@@ -108,13 +109,6 @@ def normalize_images(images: np.ndarray) -> np.ndarray:
     return (images.astype("float32") / 255)[..., None]
 
 
-def _check_whole(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be a whole number, not {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, not {value:,}.")
-
-
 @dataclass(frozen=True, slots=True)
 class DigitsConfig:
     """Settings of one Digit Recognizer run; the defaults reach about 98.5% test accuracy in 5 epochs."""
@@ -131,8 +125,8 @@ class DigitsConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or self.model not in MODELS:
             raise ValueError(f"Model must be one of {', '.join(MODELS)}, not {self.model!r}.")
-        _check_whole("Epochs", self.epochs, 1, MAX_EPOCHS)
-        _check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_whole("Epochs", self.epochs, 1, MAX_EPOCHS)
+        check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating | np.integer):
             raise ValueError(f"Learning rate must be a number, not {rate!r}.")
@@ -145,13 +139,13 @@ class DigitsConfig:
             # One spelling of "all images" keeps equal configs equal.
             object.__setattr__(self, "training_size", None)
         if self.training_size is not None:
-            _check_whole("Training size", self.training_size, MIN_TRAINING_SIZE, MAX_TRAINING_SIZE)
+            check_whole("Training size", self.training_size, MIN_TRAINING_SIZE, MAX_TRAINING_SIZE)
         if not isinstance(self.decay, bool):
             raise ValueError(f"Decay must be true or false, not {self.decay!r}.")
         if not isinstance(self.augment, bool):
             raise ValueError(f"Augment must be true or false, not {self.augment!r}.")
         if self.seed is not None:
-            _check_whole("Seed", self.seed, 0, 2**32 - 1)
+            check_whole("Seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from core.settings import env_number
+
 # The work a job runs: it gets a function to send events and an Event that asks it to stop.
 Work = Callable[[Callable[[Any], None], threading.Event], Any]
 
@@ -44,30 +46,12 @@ class QueueFullError(RuntimeError):
 
 def default_workers() -> int:
     """Worker count from `LTL_MAX_JOBS`, else min(2, cores)."""
-    value = os.environ.get("LTL_MAX_JOBS", "").strip()
-    if value:
-        try:
-            workers = int(value)
-        except ValueError:
-            raise ValueError(f"LTL_MAX_JOBS must be a whole number, not {value!r}.") from None
-        if not 1 <= workers <= 64:
-            raise ValueError(f"LTL_MAX_JOBS must be between 1 and 64, not {workers}.")
-        return workers
-    return max(1, min(2, os.cpu_count() or 1))
+    return int(env_number("LTL_MAX_JOBS", default=max(1, min(2, os.cpu_count() or 1)), low=1, high=64))
 
 
 def default_max_queued() -> int:
     """Waiting-job limit from `LTL_MAX_QUEUED`, else 60."""
-    value = os.environ.get("LTL_MAX_QUEUED", "").strip()
-    if not value:
-        return 60
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"LTL_MAX_QUEUED must be a whole number, not {value!r}.") from None
-    if limit < 0:
-        raise ValueError(f"LTL_MAX_QUEUED must be 0 or more, not {limit}.")
-    return limit
+    return int(env_number("LTL_MAX_QUEUED", default=60, low=0, high=100_000))
 
 
 class Job:

@@ -5,22 +5,16 @@ from __future__ import annotations
 import os
 import threading
 
+from core.settings import env_number
+
 _configured = threading.Lock()
 _done = False
 
 
 def tensorflow_threads(*, workers: int) -> int:
     """Intra-op threads per training job: `LTL_TF_THREADS`, else the cores shared among the workers."""
-    value = os.environ.get("LTL_TF_THREADS", "").strip()
-    if value:
-        try:
-            threads = int(value)
-        except ValueError:
-            raise ValueError(f"LTL_TF_THREADS must be a whole number, not {value!r}.") from None
-        if not 1 <= threads <= 256:
-            raise ValueError(f"LTL_TF_THREADS must be between 1 and 256, not {threads}.")
-        return threads
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    default = max(1, (os.cpu_count() or 1) // max(1, workers))
+    return int(env_number("LTL_TF_THREADS", default=default, low=1, high=256))
 
 
 def configure_tensorflow(*, workers: int) -> None:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from core.jobs import JobRunner, JobState
 from core.runs import RunRecord, format_seconds
-
-
-def _poll_seconds() -> float:
-    value = os.environ.get("LTL_POLL_SECONDS", "2").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"LTL_POLL_SECONDS must be a number of seconds, not {value!r}.") from None
-    if not 0.2 <= seconds <= 60:
-        raise ValueError(f"LTL_POLL_SECONDS must be between 0.2 and 60, not {seconds}.")
-    return seconds
-
+from core.settings import env_number
 
 # Seconds between fragment reruns while a job is live; each rerun costs the server a script run.
-POLL_SECONDS = _poll_seconds()
+POLL_SECONDS = env_number("LTL_POLL_SECONDS", default=2.0, low=0.2, high=60, whole=False)
 
 
 def chart_interval(run: RunRecord | None) -> float | None:

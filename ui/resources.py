@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import uuid
@@ -14,6 +13,7 @@ import streamlit as st
 from core.cache import ModelCache
 from core.jobs import Job, JobRunner, default_workers
 from core.runtime import configure_tensorflow
+from core.settings import env_number
 from core.store import ModelStore, load_cached
 
 
@@ -75,14 +75,7 @@ def current_job(state_key: str) -> Job | None:
 
 def cache_bytes() -> int:
     """Model cache size from `LTL_CACHE_MB` (default 256 MB)."""
-    value = os.environ.get("LTL_CACHE_MB", "256").strip()
-    try:
-        megabytes = int(value)
-    except ValueError:
-        raise ValueError(f"LTL_CACHE_MB must be a whole number of megabytes, not {value!r}.") from None
-    if not 1 <= megabytes <= 65_536:
-        raise ValueError(f"LTL_CACHE_MB must be between 1 and 65,536, not {megabytes}.")
-    return megabytes * 1024 * 1024
+    return int(env_number("LTL_CACHE_MB", default=256, low=1, high=65_536)) * 1024 * 1024
 
 
 @st.cache_resource(show_spinner=False)
