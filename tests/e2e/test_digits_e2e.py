@@ -2,6 +2,7 @@
 
 import re
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
@@ -18,6 +19,24 @@ def draw_stroke(page, canvas, points):
     page.mouse.up()
 
 
+def draw_a_one(page, attempts: int = 3):
+    """Draw a "1" (one vertical stroke) until the page reads it.
+
+    The page reruns once more when training ends and may remount the canvas under the mouse; a stroke
+    drawn on a canvas that is being replaced is lost, so it is drawn again.
+    """
+    for _ in range(attempts):
+        canvas = page.locator("canvas.upper-canvas").first
+        try:
+            canvas.scroll_into_view_if_needed(timeout=15_000)
+            draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
+            expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=20_000)
+            return
+        except (PlaywrightError, AssertionError):
+            continue
+    raise AssertionError(f"the drawing was not read after {attempts} attempts")
+
+
 def test_train_then_draw_a_digit(server, page):
     page.goto(f"{server.url}/digits")
     expect(page.get_by_role("heading", name="Digit Recognizer")).to_be_visible(timeout=60_000)
@@ -31,11 +50,7 @@ def test_train_then_draw_a_digit(server, page):
     expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=180_000)
     expect(page.get_by_text("Confusion matrix (test set)")).to_be_visible()
 
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.scroll_into_view_if_needed()
-    # A "1": one vertical stroke down the middle.
-    draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
-    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=30_000)
+    draw_a_one(page)
     expect(page.get_by_text("Prediction")).to_be_visible()
     expect(page.get_by_text("Probabilities")).to_be_visible()
     expect(page.get_by_text(re.compile(r"\d+% confident"))).to_be_visible()
