@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
-from ui.live import chart_interval, poll_interval, status_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
 from ui.resources import get_runner, session_handle
 from ui.saved_models import save_ui
 
@@ -18,8 +18,6 @@ st.caption(
 )
 if "addition_runs" not in st.session_state:
     st.session_state["addition_runs"] = []
-if "addition_job_id" not in st.session_state:
-    st.session_state["addition_job_id"] = None
 runs: list[RunRecord] = st.session_state["addition_runs"]
 runner = get_runner()
 handle = session_handle()
@@ -40,14 +38,10 @@ if config is not None:
     else:
         label = f"#{len(runs) + 1} {config.rnn_type} {config.layers}x{config.hidden_size}"
         runs.append(RunRecord(label=label, job_id=job.id, config=query_from_config(config)))
-        st.session_state["addition_job_id"] = job.id
         st.query_params.from_dict(query_from_config(config))
 
 active = runs[-1] if runs else None
-if active is not None and not active.done and st.button("Stop", key="addition_stop"):
-    job = runner.get(active.job_id)
-    if job is not None:
-        job.cancel()
+stop_ui(active, runner, key="addition_stop")
 
 
 @st.fragment(run_every=poll_interval(active))

@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
-from ui.live import chart_interval, poll_interval, status_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
 from ui.resources import get_runner, session_handle
 from ui.saved_models import save_ui
 
@@ -45,10 +45,7 @@ if data is not None:
             )
 
 active = runs[-1] if runs else None
-if active is not None and not active.done and st.button("Stop", key="digits_stop"):
-    job = runner.get(active.job_id)
-    if job is not None:
-        job.cancel()
+stop_ui(active, runner, key="digits_stop")
 
 
 @st.fragment(run_every=poll_interval(active))

@@ -22,6 +22,14 @@ def poll_interval(run: RunRecord | None) -> float | None:
     return POLL_SECONDS if run is not None and not run.done else None
 
 
+def stop_ui(run: RunRecord | None, runner: JobRunner, *, key: str) -> None:
+    """A Stop button while the run's job is queued or running."""
+    if run is not None and not run.done and st.button("Stop", key=key):
+        job = runner.get(run.job_id)
+        if job is not None:
+            job.cancel()
+
+
 def sync_run(run: RunRecord, runner: JobRunner) -> None:
     """Drain the job's events into the run; on the step to done, rerun the page to stop polling."""
     if run.done:
