@@ -8,7 +8,7 @@ from core.runs import RunRecord
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
 from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
-from ui.resources import get_runner, session_handle
+from ui.resources import get_runner, session_handle, session_runs
 from ui.saved_models import save_ui
 
 st.title("Addition RNN")
@@ -16,9 +16,7 @@ st.caption(
     "A recurrent network learns to add integers from example sums: SimpleRNN, GRU or LSTM, trained "
     "live on the server while this page polls it."
 )
-if "addition_runs" not in st.session_state:
-    st.session_state["addition_runs"] = []
-runs: list[RunRecord] = st.session_state["addition_runs"]
+runs: list[RunRecord] = session_runs("addition_runs")
 runner = get_runner()
 handle = session_handle()
 

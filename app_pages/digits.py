@@ -8,16 +8,14 @@ from core.runs import RunRecord
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
 from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
-from ui.resources import get_runner, session_handle
+from ui.resources import get_runner, session_handle, session_runs
 from ui.saved_models import save_ui
 
 st.title("Digit Recognizer")
 st.caption(
     "A small CNN learns to read handwritten digits from MNIST while you watch; then draw one for it."
 )
-if "digits_runs" not in st.session_state:
-    st.session_state["digits_runs"] = []
-runs: list[RunRecord] = st.session_state["digits_runs"]
+runs: list[RunRecord] = session_runs("digits_runs")
 runner = get_runner()
 handle = session_handle()
 

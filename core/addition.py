@@ -17,7 +17,7 @@ from keras import layers
 
 from core.events import DecodedSample, EpochEnded, SamplesDecoded
 from core.settings import check_whole
-from core.training import EventSink, LiveCallback
+from core.training import EventSink, LiveCallback, released_after_training
 
 RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
 MAX_TRAINING_SIZE = 200_000
@@ -277,15 +277,16 @@ def train_addition(
         emit(event)
 
     callback = LiveCallback(epochs=config.iterations, on_event=emit, stop=stop, on_epoch=decode_tests)
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=config.iterations,
-        validation_data=(x_val, y_val),
-        callbacks=[callback],
-        verbose=0,
-    )
+    with released_after_training(model):
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.iterations,
+            validation_data=(x_val, y_val),
+            callbacks=[callback],
+            verbose=0,
+        )
     return AdditionResult(
         config=config,
         model=model,

@@ -21,7 +21,7 @@ from keras import layers
 from core.events import EpochEnded
 from core.mnist import MnistData, cached_mnist
 from core.settings import check_whole
-from core.training import EventSink, LiveCallback
+from core.training import EventSink, LiveCallback, released_after_training
 
 IMAGE_SIDE = 28
 CLASS_COUNT = 10
@@ -248,15 +248,16 @@ def train_digits(
             optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
         )
     callback = LiveCallback(epochs=config.epochs, on_event=on_event, stop=stop)
-    training_model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=(x_test, y_test),
-        callbacks=[callback],
-        verbose=0,
-    )
+    with released_after_training(training_model):
+        training_model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=(x_test, y_test),
+            callbacks=[callback],
+            verbose=0,
+        )
     scores = score(model, x_test, y_test)
     return DigitsResult(
         config=config,

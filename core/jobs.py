@@ -152,6 +152,7 @@ class JobRunner:
         max_events: int = 5_000,
         keep_finished: int = 4,
         log_path: str | os.PathLike[str] | None = None,
+        after_job: Callable[[], Any] | None = None,
     ) -> None:
         self.max_workers = max_workers or default_workers()
         self.max_queued = default_max_queued() if max_queued is None else max_queued
@@ -161,6 +162,8 @@ class JobRunner:
         # An optional JSON-lines record of every ended job (`LTL_JOB_LOG`), for operators and benches.
         self.log_path = log_path if log_path is not None else os.environ.get("LTL_JOB_LOG") or None
         self._log_lock = threading.Lock()
+        # Called in the worker after each job ends, e.g. to return the job's freed memory to the OS.
+        self.after_job = after_job
         self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ltl-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -184,7 +187,7 @@ class JobRunner:
             )
             self._jobs[job.id] = job
             self._prune(owner=owner, kind=kind)
-            job._future = self._executor.submit(job._run, work)
+            job._future = self._executor.submit(self._run, job, work)
             if self.log_path is not None:
                 job._future.add_done_callback(lambda _future, job=job: self._log(job))
         return job
@@ -243,6 +246,13 @@ class JobRunner:
         for job in self.jobs():
             job.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, job: Job, work: Work) -> None:
+        try:
+            job._run(work)
+        finally:
+            if self.after_job is not None and job.started is not None:
+                self.after_job()
 
     def _log(self, job: Job) -> None:
         history = getattr(job.result, "history", ()) or ()

@@ -46,6 +46,14 @@ class RunRecord:
                 case TrainingStopped():
                     self.stopped_reason = event.reason
 
+    def release(self) -> None:
+        """Drop the model and result (the session ended); the curves stay."""
+        self.model = None
+        self.result = None
+        if not self.done:
+            self.state = "cancelled"
+            self.stopped_reason = "Stopped: the browser session closed."
+
     @property
     def done(self) -> bool:
         """Whether the run's job has ended one way or another."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 
@@ -35,3 +37,25 @@ def configure_tensorflow(*, workers: int) -> None:
             # TensorFlow was already initialised (for example by a test); its pools keep their sizes.
             pass
         _done = True
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_libc = _load_libc()
+
+
+def return_freed_memory() -> bool:
+    """Hand memory that ended jobs freed back to the OS; false where the C library cannot (non-glibc)."""
+    # glibc keeps freed blocks in its per-thread arenas: after 30 jobs the server's RSS stayed at its
+    # peak although the models were gone (measured). malloc_trim(0) releases the free pages.
+    if _libc is None:
+        return False
+    _libc.malloc_trim(0)
+    return True

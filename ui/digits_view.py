@@ -12,12 +12,14 @@ from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, Digits
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
 from core.runs import RunRecord
 from ui.charts import confusion_chart, per_class_chart, probability_chart
+from ui.resources import session_handle
 from ui.saved_models import use_saved_ui
 
 
 def data_ui() -> MnistData | None:
     """Where MNIST comes from, or how to provide it."""
-    data = st.session_state.get("digits_uploaded_data")
+    handle = session_handle()
+    data = handle.uploaded_mnist
     try:
         data = data or cached_mnist()
     except ValueError as error:
@@ -29,7 +31,8 @@ def data_ui() -> MnistData | None:
         )
         if files and st.button("Use these files", key="digits_use_upload"):
             try:
-                st.session_state["digits_uploaded_data"] = load_mnist_from_uploads(
+                # Held by the session handle, so it is freed when the browser session ends.
+                handle.uploaded_mnist = load_mnist_from_uploads(
                     {file.name: file.getvalue() for file in files}
                 )
             except ValueError as upload_error:

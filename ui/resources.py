@@ -6,13 +6,15 @@ import gc
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import streamlit as st
 
 from core.cache import ModelCache
 from core.jobs import Job, JobRunner, default_workers
-from core.runtime import configure_tensorflow
+from core.runs import RunRecord
+from core.runtime import configure_tensorflow, return_freed_memory
 from core.settings import env_number
 from core.store import ModelStore, load_cached
 
@@ -29,7 +31,7 @@ def get_runner() -> JobRunner:
     # collection skip them (0.2 s -> ~0 ms).
     gc.freeze()
     keep_keras_state_between_runs()
-    return JobRunner(max_workers=workers)
+    return JobRunner(max_workers=workers, after_job=return_freed_memory)
 
 
 def keep_keras_state_between_runs() -> None:
@@ -52,20 +54,41 @@ def keep_keras_state_between_runs() -> None:
 
 @dataclass
 class SessionHandle:
-    """Identifies one browser session to the runner; releasing it cancels the session's jobs."""
+    """One browser session's claim on the server; releasing it frees everything the session held."""
 
     owner: str
     runner: JobRunner
+    # The session's run lists (they also live in session state) and its uploaded dataset.
+    run_lists: list[list[RunRecord]] = field(default_factory=list)
+    uploaded_mnist: Any = None
 
 
 def _release_session(handle: SessionHandle) -> None:
+    # Streamlit releases the handle when the browser disconnects, but keeps the session's state for
+    # `server.disconnectedSessionTTL` and evicts it only lazily: the models and data must go now.
     handle.runner.cancel_owner(handle.owner)
+    for runs in handle.run_lists:
+        for run in runs:
+            run.release()
+    handle.run_lists.clear()
+    handle.uploaded_mnist = None
+    gc.collect()
+    return_freed_memory()
 
 
 @st.cache_resource(scope="session", on_release=_release_session, show_spinner=False)
 def session_handle() -> SessionHandle:
-    """This browser session's handle, released (and its jobs cancelled) when the session ends."""
+    """This browser session's handle, released (jobs cancelled, models dropped) when it ends."""
     return SessionHandle(owner=uuid.uuid4().hex, runner=get_runner())
+
+
+def session_runs(key: str) -> list[RunRecord]:
+    """The page's runs in session state, registered so their models go when the session ends."""
+    runs = st.session_state.setdefault(key, [])
+    handle = session_handle()
+    if not any(registered is runs for registered in handle.run_lists):
+        handle.run_lists.append(runs)
+    return runs
 
 
 def current_job(state_key: str) -> Job | None:

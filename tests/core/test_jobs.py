@@ -185,3 +185,25 @@ def test_ended_jobs_are_logged_as_json_lines(tmp_path):
         ("y", "failed"),
     ]
     assert records[1]["error"] == "ValueError: bad"
+
+
+def test_after_job_runs_in_the_worker_once_per_started_job_even_when_it_fails():
+    calls = []
+    runner = JobRunner(max_workers=1, after_job=lambda: calls.append(threading.current_thread().name))
+    try:
+        finished = runner.submit(lambda emit, stop: "ok", owner="a", kind="test")
+        failed = runner.submit(lambda emit, stop: 1 / 0, owner="b", kind="test")
+        assert finished.wait(DEADLINE) and failed.wait(DEADLINE)
+        gate = Gate()
+        blocking = runner.submit(gate, owner="c", kind="test")
+        assert gate.started.wait(DEADLINE)
+        never_started = runner.submit(lambda emit, stop: "never", owner="d", kind="test")
+        never_started.cancel()
+        gate.release.set()
+        assert blocking.wait(DEADLINE)
+    finally:
+        runner.shutdown()
+    assert failed.state is JobState.FAILED
+    # The finished, the failed and the gated job; not the one cancelled before it started.
+    assert len(calls) == 3
+    assert all(name.startswith("ltl-job") for name in calls)
