@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
-from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle, session_runs
 from ui.saved_models import save_ui
 
@@ -39,7 +39,6 @@ if config is not None:
         st.query_params.from_dict(query_from_config(config))
 
 active = runs[-1] if runs else None
-stop_ui(active, runner, key="addition_stop")
 
 
 @st.fragment(run_every=poll_interval(active))
@@ -49,14 +48,14 @@ def status_live_ui() -> None:
         st.info("Set the form and press Train. Each iteration is one pass over the training set.")
         return
     sync_run(active, runner)
-    status_ui(active, runner)
+    status_ui(active, runner, key="addition_stop")
 
 
 @st.fragment(run_every=chart_interval(active))
 def charts_live_ui() -> None:
     """Redraws the charts and the test sums from what the status poll drained."""
-    if active is None:
-        return
+    if active is None or not (active.epochs or active.batches):
+        return  # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
     shown = st.multiselect(
         "Runs on the charts",
         [run.label for run in runs],

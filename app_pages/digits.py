@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.runs import RunRecord
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
-from ui.live import chart_interval, poll_interval, status_ui, stop_ui, sync_run
+from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle, session_runs
 from ui.saved_models import save_ui
 
@@ -43,7 +43,6 @@ if data is not None:
             )
 
 active = runs[-1] if runs else None
-stop_ui(active, runner, key="digits_stop")
 
 
 @st.fragment(run_every=poll_interval(active))
@@ -52,14 +51,14 @@ def status_live_ui() -> None:
     if active is None:
         return
     sync_run(active, runner)
-    status_ui(active, runner)
+    status_ui(active, runner, key="digits_stop")
 
 
 @st.fragment(run_every=chart_interval(active))
 def charts_live_ui() -> None:
     """Redraws the per-batch and per-epoch charts from what the status poll drained."""
-    if active is None:
-        return
+    if active is None or not (active.epochs or active.batches):
+        return  # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
     left, right = st.columns(2)
     batch_chart([active], metric="loss", container=left)
     batch_chart([active], metric="accuracy", container=right)

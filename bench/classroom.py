@@ -75,6 +75,15 @@ def render_seconds(browser, url: str) -> float:
     return elapsed
 
 
+def queue_shown(page) -> bool:
+    """Whether the page tells its student where they stand in the queue (within 30 s)."""
+    try:
+        expect(page.get_by_text("Queued, position")).to_be_visible(timeout=30_000)
+    except AssertionError:
+        return False
+    return True
+
+
 def first_session(browser, url: str, *, iterations: int) -> None:
     """One student: open the page, train to the end, close the tab."""
     context = browser.new_context()
@@ -135,9 +144,7 @@ def main() -> None:
                 started = time.perf_counter()
                 for page in pages:
                     page.get_by_role("button", name="Train").click()
-                queued_seen = sum(
-                    page.get_by_text("Queued, position").count() > 0 for page in pages[-5:]
-                )
+                queued_seen = sum(queue_shown(page) for page in pages[-5:])
                 loaded_render, loaded_health = [], []
                 probing = threading.Event()
 

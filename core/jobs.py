@@ -45,8 +45,8 @@ class QueueFullError(RuntimeError):
 
 
 def default_workers() -> int:
-    """Worker count from `LTL_MAX_JOBS`, else min(2, cores)."""
-    return int(env_number("LTL_MAX_JOBS", default=max(1, min(2, os.cpu_count() or 1)), low=1, high=64))
+    """Worker count from `LTL_MAX_JOBS`, else one per core (each job then gets one TensorFlow thread)."""
+    return int(env_number("LTL_MAX_JOBS", default=os.cpu_count() or 1, low=1, high=256))
 
 
 def default_max_queued() -> int:

@@ -254,3 +254,82 @@ def test_addition_saves_a_finished_run_and_answers_typed_sums():
     at.text_input(key="addition_question").set_value("3+4").run()
     assert not at.exception
     assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)
+
+
+def press_train_with_a_tiny_config(at: AppTest) -> None:
+    for key, value in {
+        "addition_digits": 1,
+        "addition_training_size": 55,
+        "addition_hidden_size": 8,
+        "addition_batch_size": 16,
+        "addition_iterations": 2,
+        "addition_test_examples": 2,
+    }.items():
+        at.number_input(key=key).set_value(value)
+    at.button[0].click().run()  # The form's Train button.
+
+
+def test_addition_queued_run_shows_its_position_and_can_be_cancelled():
+    import threading
+
+    from ui.resources import get_runner
+
+    runner = get_runner()
+    release = threading.Event()
+    started = [threading.Event() for _ in range(runner.max_workers)]
+
+    def occupy(index):
+        def work(emit, stop):
+            started[index].set()
+            release.wait(TIMEOUT)
+
+        return work
+
+    # Other students hold every worker, so this session's job has to wait in line.
+    blockers = [
+        runner.submit(occupy(index), owner=f"other-{index}", kind="addition")
+        for index in range(runner.max_workers)
+    ]
+    try:
+        assert all(event.wait(TIMEOUT) for event in started)
+        at = page("app_pages/addition.py").run()
+        press_train_with_a_tiny_config(at)
+        assert not at.exception
+        assert any("Queued, position 1 of 1" in info.value for info in at.info)
+        job = runner.get(at.session_state["addition_runs"][0].job_id)
+        assert job.state is JobState.QUEUED
+
+        at.button(key="addition_stop_cancel").click().run()
+        assert not at.exception
+        assert job.state is JobState.CANCELLED
+        assert any("Cancelled before training started" in info.value for info in at.info)
+        assert at.session_state["addition_runs"][0].state == "cancelled"
+    finally:
+        release.set()
+    assert all(blocker.wait(TIMEOUT) for blocker in blockers)
+
+
+def test_addition_training_that_raises_shows_the_error_and_the_runner_keeps_serving(monkeypatch):
+    import core.addition
+    from ui.resources import get_runner
+
+    real_train = core.addition.train_addition
+
+    def broken(config, **kwargs):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(core.addition, "train_addition", broken)
+    at = page("app_pages/addition.py").run()
+    press_train_with_a_tiny_config(at)
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job.wait(TIMEOUT) and job.state is JobState.FAILED
+    at.run()
+    at.run()
+    assert not at.exception
+    assert any("Training failed: RuntimeError: the GPU caught fire" in e.value for e in at.error)
+
+    # The same session trains again once the fault is gone: the worker survived.
+    monkeypatch.setattr(core.addition, "train_addition", real_train)
+    at.button[0].click().run()
+    job = get_runner().get(at.session_state["addition_runs"][-1].job_id)
+    assert job.wait(TIMEOUT) and job.state is JobState.FINISHED

@@ -22,14 +22,6 @@ def poll_interval(run: RunRecord | None) -> float | None:
     return POLL_SECONDS if run is not None and not run.done else None
 
 
-def stop_ui(run: RunRecord | None, runner: JobRunner, *, key: str) -> None:
-    """A Stop button while the run's job is queued or running."""
-    if run is not None and not run.done and st.button("Stop", key=key):
-        job = runner.get(run.job_id)
-        if job is not None:
-            job.cancel()
-
-
 def sync_run(run: RunRecord, runner: JobRunner) -> None:
     """Drain the job's events into the run; on the step to done, rerun the page to stop polling."""
     if run.done:
@@ -52,8 +44,8 @@ def sync_run(run: RunRecord, runner: JobRunner) -> None:
         st.rerun()
 
 
-def status_ui(run: RunRecord, runner: JobRunner) -> None:
-    """One status block: queue position, progress, or how the run ended."""
+def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
+    """One status block: queue position with Cancel, progress with Stop, or how the run ended."""
     job = runner.get(run.job_id)
     if run.state == JobState.QUEUED.value and job is not None:
         position = runner.queue_position(job)
@@ -61,15 +53,23 @@ def status_ui(run: RunRecord, runner: JobRunner) -> None:
             start = runner.estimated_start(job)
             estimate = f", estimated start in ~{format_seconds(start)}" if start is not None else ""
             st.info(f"Queued, position {position[0]} of {position[1]}{estimate}.")
+        if st.button("Cancel", key=f"{key}_cancel", help="Leave the queue; nothing is trained yet."):
+            job.cancel()
+            st.rerun()
         return
     if run.state == JobState.RUNNING.value:
         st.progress(run.fraction_done(), text=run.progress_text())
+        if st.button("Stop", key=key, help="Stop at the next batch, keeping what was learned."):
+            if job is not None:
+                job.cancel()
         return
     unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
         st.error(f"Training failed: {run.error}")
     elif run.stopped_reason and run.stopped_reason != "Stopped on request.":
         st.warning(run.stopped_reason)
+    elif run.state == JobState.CANCELLED.value and not (run.epochs or run.batches):
+        st.info("Cancelled before training started; nothing was trained.")
     elif run.state == JobState.CANCELLED.value:
         st.info(f"Stopped after {len(run.epochs)} {unit}(s); what it learned so far is kept.")
     elif run.state == JobState.FINISHED.value:

@@ -160,8 +160,12 @@ def test_worker_count_comes_from_the_environment(monkeypatch):
     with pytest.raises(ValueError, match="LTL_MAX_JOBS must be a whole number"):
         default_workers()
     monkeypatch.setenv("LTL_MAX_JOBS", "0")
-    with pytest.raises(ValueError, match="between 1 and 64"):
+    with pytest.raises(ValueError, match="between 1 and 256"):
         default_workers()
+    # Unset: one worker per core, as many jobs run at once as the machine has cores.
+    monkeypatch.delenv("LTL_MAX_JOBS")
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert default_workers() == 6
 
 
 def test_ended_jobs_are_logged_as_json_lines(tmp_path):
