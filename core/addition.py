@@ -348,7 +348,7 @@ def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], l
                 )
             except ValueError as error:
                 message = str(error) if raw.lstrip("-").isdigit() else "it is not a whole number."
-                problems.append(f"{name}={raw[:20]!r} was ignored: {message}")
+                problems.append(f"{name}={raw[:20]!r}: {message}")
                 continue
             values[field_name] = number
     return values, problems
