@@ -33,3 +33,85 @@ def test_streamlit_reruns_no_longer_clear_the_keras_session(monkeypatch):
     keep_keras_state_between_runs()
     script_runner._clean_problem_modules()
     assert calls == []
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [path for folder in folders for path in sorted((ROOT / folder).glob("*.py"))] + [
+        ROOT / "streamlit_app.py"
+    ]
+
+
+def calls(path: Path) -> list[ast.Call]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def called_name(call: ast.Call) -> str:
+    function = call.func
+    return function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+
+
+def test_no_html_is_ever_rendered_unescaped():
+    offenders = [
+        f"{path.name}:{call.lineno}"
+        for path in python_files("app_pages", "ui", "core")
+        for call in calls(path)
+        for keyword in call.keywords
+        if keyword.arg in ("unsafe_allow_html", "unsafe_allow_javascript")
+    ] + [
+        f"{path.name}:{call.lineno}"
+        for path in python_files("app_pages", "ui")
+        for call in calls(path)
+        if called_name(call) == "html"
+    ]
+    assert offenders == []
+
+
+def test_every_model_load_is_in_safe_mode():
+    loads = [
+        (path.name, call)
+        for path in python_files("core", "ui", "app_pages")
+        for call in calls(path)
+        if called_name(call) == "load_model"
+    ]
+    assert loads, "no load_model call found: the check would prove nothing"
+    unsafe = [
+        f"{name}:{call.lineno}"
+        for name, call in loads
+        if not any(
+            keyword.arg == "safe_mode"
+            and isinstance(keyword.value, ast.Constant)
+            and keyword.value.value is True
+            for keyword in call.keywords
+        )
+    ]
+    assert unsafe == []
+
+
+def test_pages_never_touch_the_filesystem_themselves():
+    # Paths only come from settings (core/); nothing a visitor types or uploads names a file.
+    touching = {"open", "Path", "unlink", "remove", "rmtree", "write_bytes", "write_text"}
+    offenders = [
+        f"{path.name}:{call.lineno} {called_name(call)}"
+        for path in python_files("app_pages", "ui")
+        for call in calls(path)
+        if called_name(call) in touching
+    ]
+    assert offenders == []
+
+
+def test_the_served_config_keeps_xsrf_on_caps_uploads_and_watches_no_sources(monkeypatch):
+    from streamlit import config
+
+    # Streamlit reads .streamlit/config.toml from the directory it is started in: the repository.
+    monkeypatch.chdir(ROOT)
+    config.get_config_options(force_reparse=True)
+    try:
+        assert config.get_option("server.enableXsrfProtection") is True
+        assert config.get_option("server.maxUploadSize") == 64
+        # Source watching resolves every imported module after each script run (see the config's note).
+        assert config.get_option("server.fileWatcherType") == "none"
+        assert config.get_option("runner.postScriptGC") is False
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)
