@@ -216,10 +216,9 @@ def test_model_cache_lists_loads_renames_and_deletes_a_model():
     assert "renamed model" not in names
 
 
-def test_addition_saves_a_finished_run_and_answers_typed_sums():
+def finished_addition_run():
     from core.addition import AdditionConfig, train_addition
     from core.runs import RunRecord
-    from ui.resources import get_store
 
     result = train_addition(
         AdditionConfig(digits=1, training_size=55, hidden_size=8, iterations=1, test_examples=2, seed=1)
@@ -231,6 +230,40 @@ def test_addition_saves_a_finished_run_and_answers_typed_sums():
         list(result.history),
         result.samples,
     )
+    return run
+
+
+def test_addition_save_on_a_full_disk_says_so_and_keeps_the_run(monkeypatch):
+    import errno
+    import os
+
+    from ui.resources import get_store
+
+    run = finished_addition_run()
+    at = page("app_pages/addition.py")
+    at.session_state["addition_runs"] = [run]
+    at.run()
+    at.text_input(key="addition_save_name").set_value("no room")
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
+    monkeypatch.undo()
+    assert not at.exception
+    message = "Not saved: could not save model 'no room': the disk is full"
+    assert any(message in error.value for error in at.error)
+    assert [record for record in get_store().list_models() if record.name == "no room"] == []
+    # The run keeps its model, so saving again once there is room works.
+    at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
+    assert any("Saved as “no room”" in success.value for success in at.success)
+
+
+def test_addition_saves_a_finished_run_and_answers_typed_sums():
+    from ui.resources import get_store
+
+    run = finished_addition_run()
     at = page("app_pages/addition.py")
     at.session_state["addition_runs"] = [run]
     at.run()

@@ -38,14 +38,16 @@ def classroom(tmp_path_factory):
 
 
 def native_threads(pid: int) -> dict[str, int]:
-    """TensorFlow's and the allocator's own threads by OS name (Python threads are all "python")."""
+    """TensorFlow's and the allocator's own threads by OS name, leaving out Python's own threads."""
+    # Python threads keep the process's name ("python", "python3", ...); native ones name themselves.
+    process_name = Path(f"/proc/{pid}/comm").read_text().strip()
     names: dict[str, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
         except OSError:
             continue  # The thread ended while we looked.
-        if name != "python":
+        if name != process_name:
             names[name] = names.get(name, 0) + 1
     return names
 
