@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
 
@@ -46,3 +49,25 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def train_and_save(page: Page, url: str, *, iterations: int, name: str) -> None:
+    """Open an Addition RNN link, train to the end and save the model under `name`."""
+    page.goto(f"{url}&iterations={iterations}")
+    page.get_by_role("button", name="Train").click()
+    finished = page.get_by_text(re.compile(rf"Finished {iterations} iteration"))
+    expect(finished).to_be_visible(timeout=90_000)
+    page.get_by_role("textbox", name="Name").fill(name)
+    page.get_by_role("button", name="Save to cache").click()
+    expect(page.get_by_text(f"Saved as “{name}”")).to_be_visible(timeout=30_000)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.5) -> bool:
+    """Check `condition` until it holds or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    paced = threading.Event()  # Never set: waiting on it only paces the checks.
+    while not condition():
+        if time.monotonic() >= deadline:
+            return condition()
+        paced.wait(interval)
+    return True

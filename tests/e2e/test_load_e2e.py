@@ -6,7 +6,6 @@ server must keep answering throughout, and once the tabs close its threads and m
 
 import json
 import re
-import time
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import psutil
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, wait_until
 from tests.e2e.server import Server
 
 SESSIONS = 6
@@ -97,16 +96,15 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
 
     for context, _ in sessions:
         context.close()
-    # TensorFlow's threads go as soon as the sessions release their models.
-    deadline = time.monotonic() + 60
-    while native_threads(process.pid) != baseline_native and time.monotonic() < deadline:
-        time.sleep(0.5)  # Polling with a deadline: the release runs on the server's event loop.
-    assert native_threads(process.pid) == baseline_native
+    # TensorFlow's threads go as soon as the sessions release their models (on the server's event loop).
+    assert wait_until(lambda: native_threads(process.pid) == baseline_native, timeout=60)
+
     # The web server's file-serving pool keeps up to 28 threads from the burst and retires those idle
     # for 10 s whenever it is next used, so visit until it has.
-    while process.num_threads() > baseline_threads and time.monotonic() < deadline:
+    def visit_and_count() -> bool:
         with urllib.request.urlopen(f"{server.url}/", timeout=10) as response:
             response.read()
-        time.sleep(1)  # Polling with a deadline, as above.
-    assert process.num_threads() <= baseline_threads
+        return process.num_threads() <= baseline_threads
+
+    assert wait_until(visit_and_count, timeout=60, interval=1)
     assert process.memory_info().rss <= 1.10 * baseline_rss

@@ -4,18 +4,13 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, train_and_save
 
-TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&iterations=3&test_examples=5"
+TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&test_examples=5"
 
 
 def test_save_list_load_and_quantize(server, page):
-    page.goto(f"{server.url}/?{TINY}")
-    page.get_by_role("button", name="Train").click()
-    expect(page.get_by_text(re.compile(r"Finished 3 iteration"))).to_be_visible(timeout=90_000)
-    page.get_by_role("textbox", name="Name").fill("browser adder")
-    page.get_by_role("button", name="Save to cache").click()
-    expect(page.get_by_text("Saved as “browser adder”")).to_be_visible(timeout=30_000)
+    train_and_save(page, f"{server.url}/?{TINY}", iterations=3, name="browser adder")
 
     page.get_by_role("link", name="Model Cache").click()
     expect(page.get_by_role("heading", name="Model Cache")).to_be_visible(timeout=30_000)

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from core.store import TEMP_PREFIX, ModelStore
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, train_and_save
 from tests.e2e.server import Server
 
 TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&test_examples=2"
@@ -18,12 +18,7 @@ def test_sigkill_during_training_loses_no_saved_model(tmp_path, page):
     store_dir = tmp_path / "store"
     first = Server(store_dir=store_dir)
     try:
-        page.goto(f"{first.url}/?{TINY}&iterations=3")
-        page.get_by_role("button", name="Train").click()
-        expect(page.get_by_text(re.compile(r"Finished 3 iteration"))).to_be_visible(timeout=90_000)
-        page.get_by_role("textbox", name="Name").fill("before the crash")
-        page.get_by_role("button", name="Save to cache").click()
-        expect(page.get_by_text("Saved as “before the crash”")).to_be_visible(timeout=30_000)
+        train_and_save(page, f"{first.url}/?{TINY}", iterations=3, name="before the crash")
 
         page.goto(f"{first.url}/?{TINY}&iterations=1000")
         page.get_by_role("button", name="Train").click()
