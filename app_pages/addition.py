@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from core.addition import form_values_from_query, query_from_config, train_addition
+from core.addition import AdditionConfig, train_addition
 from core.jobs import QueueFullError
-from core.runs import RunRecord
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
+from ui.links import form_values_from_query, query_from_config
 from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle, session_runs
+from ui.runs import RunRecord
 from ui.saved_models import save_ui
 
 st.title("Addition RNN")
@@ -25,9 +26,10 @@ for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
 config = form_ui(presets)
 if config is not None:
+    submitted: AdditionConfig = config
     try:
         job = runner.submit(
-            lambda emit, stop: train_addition(config, on_event=emit, stop=stop),
+            lambda emit, stop: train_addition(submitted, on_event=emit, stop=stop),
             owner=handle.owner,
             kind="addition",
         )

@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from core.digits import train_digits
+from core.digits import DigitsConfig, train_digits
 from core.jobs import QueueFullError
-from core.runs import RunRecord
+from core.mnist import MnistData
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
 from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle, session_runs
+from ui.runs import RunRecord
 from ui.saved_models import save_ui
 
 st.title("Digit Recognizer")
@@ -28,9 +29,11 @@ if data is not None:
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption(f"{MODEL_LABELS[chosen]}: {int(rows['params'].sum()):,} parameters in all.")
     if config is not None:
+        submitted: DigitsConfig = config
+        mnist: MnistData = data
         try:
             job = runner.submit(
-                lambda emit, stop: train_digits(config, on_event=emit, stop=stop, data=data),
+                lambda emit, stop: train_digits(submitted, on_event=emit, stop=stop, data=mnist),
                 owner=handle.owner,
                 kind="digits",
             )

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.jobs import QueueFullError
-from core.store import load_with_progress
+from core.modelstore.store import load_with_progress
 from ui.cache_view import actions_ui, formats_ui, load_status_ui, models_table, upload_ui
 from ui.resources import get_model_cache, get_runner, session_handle
 from ui.saved_models import store_or_error
@@ -33,9 +33,10 @@ columns[3].metric("In memory", f"{stats.used_bytes / 2**20:.1f}/{stats.max_bytes
 selected = models_table(records)
 if selected is not None:
     if actions_ui(selected, store=store, cache=cache):
+        chosen_id, shared_store = selected.id, store
         try:
             job = runner.submit(
-                lambda emit, stop: load_with_progress(store, cache, selected.id, on_event=emit),
+                lambda emit, stop: load_with_progress(shared_store, cache, chosen_id, on_event=emit),
                 owner=handle.owner,
                 kind="cache-load",
             )

@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from core.addition import AdditionConfig, query_from_config, train_addition  # noqa: E402
+from core.addition import AdditionConfig, train_addition  # noqa: E402
 from core.jobs import default_workers  # noqa: E402
 from core.runtime import configure_tensorflow  # noqa: E402
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from ui.links import query_from_config  # noqa: E402
 
 
 def bare_epoch_seconds(config: AdditionConfig) -> list[float]:

@@ -22,12 +22,12 @@ sys.path.insert(0, str(REPOSITORY_ROOT))
 # The shared MNIST copy, unless the caller points elsewhere; set before core.mnist is imported.
 os.environ.setdefault("MNIST_DIR", str(REPOSITORY_ROOT.parent / "shared" / "data" / "mnist"))
 
-from core.cache import ModelCache  # noqa: E402
 from core.digits import DigitsConfig, normalize_images, train_digits  # noqa: E402
-from core.formats import QUANTIZATIONS, compare_formats, convert_to_tflite  # noqa: E402
 from core.mnist import cached_mnist  # noqa: E402
+from core.modelstore.cache import ModelCache  # noqa: E402
+from core.modelstore.formats import QUANTIZATIONS, compare_formats, convert_to_tflite  # noqa: E402
+from core.modelstore.store import ModelStore, load_cached  # noqa: E402
 from core.runtime import configure_tensorflow  # noqa: E402
-from core.store import ModelStore, load_cached  # noqa: E402
 
 WARM_REPEATS = 10_000
 LATENCY_CALLS = 500

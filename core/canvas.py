@@ -67,7 +67,8 @@ def _ink_map(pixels: np.ndarray) -> np.ndarray:
     luminance = pixels[:, :, :3] @ LUMA_WEIGHTS
     # The border is almost always background, so its median is the background, dark or light.
     border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
-    return np.abs(luminance - np.median(border))
+    distance: np.ndarray = np.abs(luminance - np.median(border))
+    return distance
 
 
 def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import functools
 import itertools
 import json
 import os
@@ -189,7 +190,7 @@ class JobRunner:
             self._prune(owner=owner, kind=kind)
             job._future = self._executor.submit(self._run, job, work)
             if self.log_path is not None:
-                job._future.add_done_callback(lambda _future, job=job: self._log(job))
+                job._future.add_done_callback(functools.partial(self._log_done, job))
         return job
 
     def get(self, job_id: str | None) -> Job | None:
@@ -254,7 +255,12 @@ class JobRunner:
             if self.after_job is not None and job.started is not None:
                 self.after_job()
 
+    def _log_done(self, job: Job, _future: Future[None]) -> None:
+        self._log(job)
+
     def _log(self, job: Job) -> None:
+        if self.log_path is None:
+            return
         history = getattr(job.result, "history", ()) or ()
         record = {
             "id": job.id,

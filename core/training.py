@@ -7,12 +7,30 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import keras
 
 from core.events import BatchEnded, EpochEnded, TrainingEvent, TrainingStopped
 
 EventSink = Callable[[TrainingEvent], None]
+
+
+@runtime_checkable
+class TrainingResult(Protocol):
+    """What every training job returns: its model, one event per epoch, and why it stopped early."""
+
+    @property
+    def model(self) -> keras.Model: ...
+
+    @property
+    def history(self) -> tuple[EpochEnded, ...]: ...
+
+    @property
+    def stopped_reason(self) -> str | None: ...
+
+    @property
+    def seconds(self) -> float: ...
 
 
 _traced = threading.local()
@@ -29,7 +47,7 @@ def _track_custom_gradient_names() -> None:
         generate_name = custom_gradient.generate_name
 
         def tracked_generate_name() -> str:
-            name = generate_name()
+            name: str = generate_name()
             names = getattr(_traced, "names", None)
             if names is not None:
                 names.append(name)
@@ -70,7 +88,7 @@ def _ignore(event: TrainingEvent) -> None:
     """Drop an event (used when nobody listens)."""
 
 
-class LiveCallback(keras.callbacks.Callback):
+class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has no stubs.
     """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss."""
 
     def __init__(
@@ -97,23 +115,23 @@ class LiveCallback(keras.callbacks.Callback):
         self._step = 0
         self._batches = 0
         self._diverged = False
-        self._good_weights: list = []
+        self._good_weights: list[Any] = []
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._batches = int(self.params.get("steps") or 0)
         self._good_weights = self.model.get_weights()
 
-    def on_train_end(self, logs: dict | None = None) -> None:
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
             # The NaN has already reached the weights; go back to the last finite epoch.
             self.model.set_weights(self._good_weights)
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
         self._epoch_started = time.perf_counter()
         self._check_stop()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self._step += 1
         loss = float(logs.get("loss", math.nan))
@@ -139,7 +157,7 @@ class LiveCallback(keras.callbacks.Callback):
             )
         self._check_stop()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
             return
         logs = logs or {}

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_core_never_imports_streamlit():
     offenders = []
-    for path in sorted((ROOT / "core").glob("*.py")):
+    for path in sorted((ROOT / "core").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             names = []
             if isinstance(node, ast.Import):
@@ -36,7 +36,7 @@ def test_streamlit_reruns_no_longer_clear_the_keras_session(monkeypatch):
 
 
 def python_files(*folders: str) -> list[Path]:
-    return [path for folder in folders for path in sorted((ROOT / folder).glob("*.py"))] + [
+    return [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))] + [
         ROOT / "streamlit_app.py"
     ]
 
@@ -115,3 +115,13 @@ def test_the_served_config_keeps_xsrf_on_caps_uploads_and_watches_no_sources(mon
     finally:
         monkeypatch.undo()
         config.get_config_options(force_reparse=True)
+
+
+def test_every_browser_test_module_is_marked_e2e():
+    # `pytest -m "not e2e"` is the fast suite only if no browser test slips past the marker.
+    unmarked = [
+        path.name
+        for path in sorted((ROOT / "tests" / "e2e").glob("test_*.py"))
+        if "pytestmark = pytest.mark.e2e" not in path.read_text()
+    ]
+    assert unmarked == []

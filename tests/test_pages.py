@@ -154,7 +154,7 @@ def test_digits_page_without_data_explains_how_to_provide_it(monkeypatch, tmp_pa
 def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     from core.digits import DigitsConfig, train_digits
     from core.mnist import cached_mnist
-    from core.runs import RunRecord
+    from ui.runs import RunRecord
 
     result = train_digits(
         DigitsConfig(epochs=1, training_size=2000, seed=3), data=cached_mnist(mnist_dir)
@@ -218,7 +218,7 @@ def test_model_cache_lists_loads_renames_and_deletes_a_model():
 
 def finished_addition_run():
     from core.addition import AdditionConfig, train_addition
-    from core.runs import RunRecord
+    from ui.runs import RunRecord
 
     result = train_addition(
         AdditionConfig(digits=1, training_size=55, hidden_size=8, iterations=1, test_examples=2, seed=1)

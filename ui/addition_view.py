@@ -17,7 +17,7 @@ from core.addition import (
     parse_question,
     solve,
 )
-from core.runs import RunRecord
+from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
 

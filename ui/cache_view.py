@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.cache import ModelCache
-from core.derive import compare_stored, derive_tflite
 from core.events import LoadFinished, LoadProgress
-from core.formats import FORMAT_LABELS, QUANTIZATIONS, FormatReport
-from core.jobs import JobRunner, JobState, QueueFullError
-from core.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
+from core.jobs import JobRunner, JobState, QueueFullError, Work
+from core.modelstore.cache import ModelCache
+from core.modelstore.derive import compare_stored, derive_tflite
+from core.modelstore.formats import FORMAT_LABELS, QUANTIZATIONS, FormatReport
+from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
 from ui.charts import formats_chart
 from ui.saved_models import describe
 
@@ -140,7 +140,8 @@ def upload_ui(store: ModelStore) -> None:
         )
         uploaded = st.file_uploader("Model file", type=["keras"], key="cache_upload")
         name = st.text_input("Name for it", max_chars=64, key="cache_upload_name")
-        if st.button("Add to the store", key="cache_upload_add", disabled=uploaded is None):
+        clicked = st.button("Add to the store", key="cache_upload_add", disabled=uploaded is None)
+        if clicked and uploaded is not None:
             try:
                 record = store.upload_keras(uploaded.getvalue(), name=name.strip() or uploaded.name[:-6])
             except ValueError as error:
@@ -162,7 +163,7 @@ def formats_ui(
     quantization = quantize.selectbox(
         "Quantize to TFLite", QUANTIZATIONS, index=2, key="cache_quantization"
     )
-    work = None
+    work: Work | None = None
     if quantize.button("Quantize", key="cache_quantize"):
         work = lambda emit, stop: derive_tflite(store, cache, record.id, quantization=quantization)  # noqa: E731
     if compare.button("Compare formats", key="cache_compare", help="Takes a few seconds per format."):

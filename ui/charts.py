@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.runs import RunRecord
+from ui.runs import RunRecord
 
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
 BATCH_COLUMNS = ["run", "step", "value"]

@@ -10,9 +10,9 @@ from streamlit_drawable_canvas import st_canvas
 from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
 from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, DigitsConfig, model_summary
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
-from core.runs import RunRecord
 from ui.charts import confusion_chart, per_class_chart, probability_chart
 from ui.resources import session_handle
+from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
 
@@ -58,7 +58,7 @@ def form_ui(available: int) -> DigitsConfig | None:
     with st.form("digits_form"):
         left, middle, right = st.columns(3)
         model_name = left.selectbox(
-            "Model", list(MODELS), format_func=MODEL_LABELS.get, key="digits_model"
+            "Model", list(MODELS), format_func=lambda key: MODEL_LABELS[key], key="digits_model"
         )
         defaults = DigitsConfig()
         epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, defaults.epochs, key="digits_epochs")
@@ -94,7 +94,7 @@ def form_ui(available: int) -> DigitsConfig | None:
     try:
         return DigitsConfig(
             decay=bool(decay),
-            model=model_name,
+            model=str(model_name),
             epochs=int(epochs),
             batch_size=int(batch_size),
             learning_rate=float(learning_rate),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.jobs import JobRunner, JobState
-from core.runs import RunRecord, format_seconds
 from core.settings import env_number
+from ui.runs import RunRecord, format_seconds
 
 # Seconds between fragment reruns while a job is live; each rerun costs the server a script run.
 POLL_SECONDS = env_number("LTL_POLL_SECONDS", default=2.0, low=0.2, high=60, whole=False)

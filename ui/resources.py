@@ -11,12 +11,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.cache import ModelCache
 from core.jobs import Job, JobRunner, default_workers
-from core.runs import RunRecord
+from core.modelstore.cache import ModelCache
+from core.modelstore.store import ModelStore, load_cached
 from core.runtime import configure_tensorflow, return_freed_memory
 from core.settings import env_number
-from core.store import ModelStore, load_cached
+from ui.runs import RunRecord
 
 
 @st.cache_resource(show_spinner=False)

@@ -8,9 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-from core.runs import RunRecord
-from core.store import ModelStore, StoredModel, load_cached
+from core.modelstore.store import ModelStore, StoredModel, load_cached
 from ui.resources import get_model_cache, get_store
+from ui.runs import RunRecord
 
 
 def store_or_error() -> ModelStore | None:
@@ -92,13 +92,12 @@ def use_saved_ui(*, task: str, key_prefix: str) -> tuple[StoredModel, Any] | Non
         return None
     cache = get_model_cache()
     progress = st.empty()
+
+    def show_progress(fraction: float) -> None:
+        progress.progress(fraction, text=f"Reading {fraction:.0%}")
+
     try:
-        model = load_cached(
-            store,
-            cache,
-            loaded_id,
-            on_progress=lambda fraction: progress.progress(fraction, text=f"Reading {fraction:.0%}"),
-        )
+        model = load_cached(store, cache, loaded_id, on_progress=show_progress)
     except ValueError as error:
         st.session_state.pop(state_key, None)
         st.error(str(error))

@@ -12,10 +12,8 @@ from core.addition import (
     _pair_from_index,
     build_addition_rnn,
     distinct_sums,
-    form_values_from_query,
     generate_problems,
     parse_question,
-    query_from_config,
     solve,
     train_addition,
 )
@@ -118,20 +116,6 @@ def test_parse_question():
             parse_question(bad, digits=3)
     with pytest.raises(ValueError, match="up to 2 digits"):
         parse_question("123+4", digits=2)
-
-
-def test_query_parameters_preset_the_form_and_bad_ones_are_reported():
-    values, problems = form_values_from_query(
-        {"digits": "3", "rnn_type": "gru", "iterations": "ten", "hidden_size": "99999", "reverse": "0"}
-    )
-    assert values == {"digits": 3, "rnn_type": "GRU", "reverse": False}
-    assert any("iterations" in problem and "whole number" in problem for problem in problems)
-    assert any("hidden_size" in problem and "between 1 and 1,024" in problem for problem in problems)
-    # A link made from a config presets the form to that same config.
-    config = AdditionConfig(digits=1, training_size=50, rnn_type="LSTM", test_examples=5, reverse=False)
-    values, problems = form_values_from_query(query_from_config(config))
-    assert problems == []
-    assert AdditionConfig(**values) == config
 
 
 def test_training_streams_events_and_solves_one_digit_sums():

@@ -3,9 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.addition import AdditionConfig, form_values_from_query, parse_question
+from core.addition import AdditionConfig, parse_question
 from core.digits import DigitsConfig
-from core.store import validate_name
+from core.modelstore.store import validate_name
+from ui.links import form_values_from_query
 
 ANYTHING = st.one_of(
     st.none(),

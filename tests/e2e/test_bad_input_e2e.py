@@ -2,9 +2,13 @@
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
+
+# Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
+pytestmark = pytest.mark.e2e
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -2,10 +2,14 @@
 
 import re
 
+import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
+
+# Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
+pytestmark = pytest.mark.e2e
 
 
 def draw_stroke(page, canvas, points):

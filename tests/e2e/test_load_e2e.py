@@ -16,6 +16,9 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import screenshot, wait_until
 from tests.e2e.server import Server
 
+# Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
+pytestmark = pytest.mark.e2e
+
 SESSIONS = 6
 TINY = (
     "digits=1&training_size=55&rnn_type=SimpleRNN&hidden_size=8&batch_size=16"

@@ -2,9 +2,13 @@
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot, train_and_save
+
+# Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
+pytestmark = pytest.mark.e2e
 
 TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&test_examples=5"
 

@@ -5,11 +5,15 @@ What a student saved before the crash must still be listed and load; the new ser
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
-from core.store import TEMP_PREFIX, ModelStore
+from core.modelstore.store import TEMP_PREFIX, ModelStore
 from tests.e2e.conftest import screenshot, train_and_save
 from tests.e2e.server import Server
+
+# Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
+pytestmark = pytest.mark.e2e
 
 TINY = "digits=1&training_size=55&rnn_type=GRU&hidden_size=16&batch_size=8&test_examples=2"
 

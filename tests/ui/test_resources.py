@@ -3,9 +3,9 @@
 import threading
 
 from core.jobs import JobRunner, JobState
-from core.runs import RunRecord
 from core.runtime import return_freed_memory
 from ui.resources import SessionHandle, _release_session
+from ui.runs import RunRecord
 
 DEADLINE = 10.0
 

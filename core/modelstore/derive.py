@@ -5,11 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from core.addition import AdditionConfig, format_question, generate_problems, vectorize
-from core.cache import ModelCache
 from core.digits import normalize_images
-from core.formats import QUANTIZATIONS, FormatReport, TfliteModel, compare_formats, convert_to_tflite
 from core.mnist import cached_mnist
-from core.store import ModelStore, StoredModel, load_cached
+from core.modelstore.cache import ModelCache
+from core.modelstore.formats import (
+    QUANTIZATIONS,
+    FormatReport,
+    TfliteModel,
+    compare_formats,
+    convert_to_tflite,
+)
+from core.modelstore.store import ModelStore, StoredModel, load_cached
 
 # Problems generated to score an addition model: enough for a stable exact-match rate, quick to run.
 ADDITION_EVALUATION_SIZE = 2_000

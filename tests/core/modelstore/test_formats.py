@@ -1,4 +1,4 @@
-"""Tests for core.formats: TFLite files run on LiteRT and agree with the Keras model they came from."""
+"""Tests for core.modelstore.formats: TFLite files run on LiteRT and agree with their Keras model."""
 
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ from core.addition import (
     solve,
     vectorize,
 )
-from core.cold_load import measure_cold_load
 from core.digits import DigitsConfig, normalize_images, score, train_digits
-from core.formats import (
+from core.mnist import cached_mnist
+from core.modelstore.cold_load import measure_cold_load
+from core.modelstore.formats import (
     FORMAT_LABELS,
     QUANTIZATIONS,
     TfliteModel,
     compare_formats,
     convert_to_tflite,
 )
-from core.mnist import cached_mnist
 
 TEST_IMAGES = 1_000
 

@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
-from core.cache import ModelCache
-from core.cold_load import measure_cold_load
-from core.model_checks import detect_task
-from core.store import TASKS
+from core.modelstore.cache import ModelCache
+from core.modelstore.cold_load import measure_cold_load
+from core.modelstore.store import TASKS
+from core.modelstore.trust import detect_task
 
 FORMAT_LABELS: dict[str, str] = {
     "keras": "Keras (.keras zip)",
@@ -275,7 +275,8 @@ def _load_warm(loader: Callable[[], Predictor], *, size: int, repeats: int) -> t
 
 def _answers(outputs: np.ndarray) -> np.ndarray:
     """Predicted classes, one row per sample: its digit, or the character at each answer position."""
-    return outputs.argmax(axis=-1).reshape(len(outputs), -1)
+    classes: np.ndarray = outputs.argmax(axis=-1).reshape(len(outputs), -1)
+    return classes
 
 
 def _check_count(name: str, value: object) -> int:

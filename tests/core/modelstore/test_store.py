@@ -1,4 +1,4 @@
-"""Tests for core.store: atomic saves, crash recovery, checksums, safe names, uploads, cached loads."""
+"""Tests for core.modelstore.store: atomic saves, crash recovery, checksums, safe names, uploads."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import pytest
 from keras import layers
 
 from core.addition import AdditionConfig, build_addition_rnn
-from core.cache import ModelCache
-from core.store import (
+from core.modelstore.cache import ModelCache
+from core.modelstore.store import (
     INDEX_FILE_NAME,
     TEMP_PREFIX,
     CorruptModelError,
@@ -33,7 +33,7 @@ from core.store import (
     load_cached,
 )
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 # The smallest bytes the store accepts as a TFLite file: a FlatBuffers header with the "TFL3" identifier.
 FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 4
 
@@ -180,7 +180,7 @@ def test_concurrent_saves_lose_nothing(store: ModelStore, digits_model: keras.Mo
 
 CHILD_SAVE_SCRIPT = """
 import os, sys
-from core import store as store_module
+from core.modelstore import store as store_module
 from keras import layers
 import keras
 

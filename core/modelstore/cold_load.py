@@ -1,8 +1,8 @@
 """Cold-load timing: load one model file in a fresh Python process, where nothing has been loaded before.
 
-`measure_cold_load` (the parent side) starts `python -m core.cold_load RUNTIME PATH` once per repeat and
-reads back one JSON line, {"runtime": ..., "seconds": ...}. The child imports its runtime before the
-clock starts, so the number is the load of the file alone, not the import of TensorFlow.
+`measure_cold_load` (the parent side) starts `python -m core.modelstore.cold_load RUNTIME PATH` once
+per repeat and reads back one JSON line, {"runtime": ..., "seconds": ...}. The child imports its runtime
+before the clock starts, so the number is the load of the file alone, not the import of TensorFlow.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ RUNTIMES = {
 MAX_REPEATS = 50
 # Importing TensorFlow on two busy cores can take most of a minute; anything longer is a hang.
 TIMEOUT_SECONDS = 300
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _loader(runtime: str) -> Callable[[str], object]:
@@ -75,11 +75,11 @@ def measure_cold_load(path: Path | str, *, format: str, repeats: int = 1) -> flo
     resolved = Path(path).resolve()
     if not resolved.exists():
         raise ValueError(f"there is no model file at {resolved}; save the model before timing its load.")
-    command = [sys.executable, "-m", "core.cold_load", RUNTIMES[format], str(resolved)]
+    command = [sys.executable, "-m", "core.modelstore.cold_load", RUNTIMES[format], str(resolved)]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     timings = []
     for _ in range(repeats):
-        # Running from the repository root lets `-m core.cold_load` import whatever the caller's cwd.
+        # Running from the repository root lets `-m core.modelstore.cold_load` import from any cwd.
         finished = subprocess.run(
             command,
             cwd=REPOSITORY_ROOT,

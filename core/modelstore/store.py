@@ -29,9 +29,9 @@ from typing import Any
 
 import keras
 
-from core.cache import ModelCache
 from core.events import LoadFinished, LoadProgress
-from core.model_checks import (
+from core.modelstore.cache import ModelCache
+from core.modelstore.trust import (
     MAX_UPLOAD_BYTES,
     check_keras_archive,
     detect_task,

@@ -1,4 +1,4 @@
-"""Tests for core.cache: LRU eviction by bytes, counters, one load per key across threads."""
+"""Tests for core.modelstore.cache: LRU eviction by bytes, counters, one load per key across threads."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from core import cache as cache_module
-from core.cache import CacheEntry, ModelCache
+from core.modelstore import cache as cache_module
+from core.modelstore.cache import CacheEntry, ModelCache
 
 
 def test_evicts_least_recently_used_entries_by_bytes() -> None:

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 
-from core.cache import ModelCache
-from core.derive import compare_stored, derive_tflite, evaluation_data
-from core.store import ModelStore
+from core.modelstore.cache import ModelCache
+from core.modelstore.derive import compare_stored, derive_tflite, evaluation_data
+from core.modelstore.store import ModelStore
 
 
 def tiny_addition_model():
