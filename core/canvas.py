@@ -126,16 +126,25 @@ class Prediction:
         return self.confidence >= LOW_CONFIDENCE
 
 
-def predict_digit(model: keras.Model, image: np.ndarray) -> Prediction:
-    """Classify one (28, 28, 1) or (28, 28) image in [0, 1] with `model`."""
+def check_image(image: object) -> None:
+    """Refuse anything but a (28, 28, 1) or (28, 28) numpy image."""
     if not isinstance(image, np.ndarray) or image.shape not in IMAGE_SHAPES:
         found = f"shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(
             f"the image must be a numpy array of shape (28, 28, 1) or (28, 28), not {found}"
         )
+
+
+def predict_digit(model: keras.Model, image: np.ndarray) -> Prediction:
+    """Classify one (28, 28, 1) or (28, 28) image in [0, 1] with `model`."""
+    check_image(image)
     batch = image.reshape(1, IMAGE_SIDE, IMAGE_SIDE, 1).astype(np.float32)
     # Calling the model directly takes ~5 ms; model.predict sets up a data pipeline and takes ~66 ms.
-    output = keras.ops.convert_to_numpy(model(batch, training=False))
+    return prediction_from_scores(keras.ops.convert_to_numpy(model(batch, training=False)))
+
+
+def prediction_from_scores(output: np.ndarray) -> Prediction:
+    """The Prediction for one image's ten outputs (probabilities, or logits turned into them)."""
     scores = np.asarray(output, dtype=np.float64).reshape(-1)
     if scores.size < 2 or not np.isfinite(scores).all():
         raise ValueError(f"the model must output one finite score per class, not {scores[:10]}")
