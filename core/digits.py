@@ -19,6 +19,7 @@ import numpy as np
 from keras import layers
 
 from core.events import EpochEnded
+from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
 from core.settings import check_whole
 from core.training import EventSink, LiveCallback, released_after_training
@@ -255,7 +256,7 @@ def train_digits(
             batch_size=config.batch_size,
             epochs=config.epochs,
             validation_data=(x_test, y_test),
-            callbacks=[callback],
+            callbacks=[callback, FilterSnapshots(model, on_event=on_event)],
             verbose=0,
         )
     scores = score(model, x_test, y_test)

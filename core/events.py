@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class DecodedSample:
     question: str
     expected: str
     predicted: str
+    # The model's probability of each character of `predicted` (empty when not measured).
+    confidences: tuple[float, ...] = ()
 
     @property
     def correct(self) -> bool:
@@ -67,7 +69,43 @@ class TrainingStopped:
     reason: str
 
 
-TrainingEvent = BatchEnded | EpochEnded | SamplesDecoded | TrainingStopped
+@dataclass(frozen=True, slots=True)
+class FiltersSnapshot:
+    """The first conv layer's kernels after an epoch (epoch 0: before training), for the filter view."""
+
+    epoch: int
+    # One (height, width) kernel per filter, summed over input channels, as nested tuples of floats.
+    filters: tuple[tuple[tuple[float, ...], ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    """Exact-match score of one group of held-out sums (one carry count or one operand length)."""
+
+    group: str  # "carries" or "length".
+    value: int
+    total: int
+    correct: int
+
+    @property
+    def exact_match(self) -> float:
+        """Share of the group's sums answered exactly right."""
+        return self.correct / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBreakdown:
+    """Held-out sums after an iteration: exact match by carries and by operand length, hardest sums."""
+
+    epoch: int
+    rows: tuple[BreakdownRow, ...]
+    # (question, expected, predicted, probability of the right answer), least likely first.
+    hardest: tuple[tuple[str, str, str, float], ...] = field(default=())
+
+
+TrainingEvent = (
+    BatchEnded | EpochEnded | SamplesDecoded | TrainingStopped | FiltersSnapshot | ErrorBreakdown
+)
 
 
 @dataclass(frozen=True, slots=True)

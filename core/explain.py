@@ -22,6 +22,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from core.events import FiltersSnapshot, TrainingEvent
+
 IMAGE_SIDE = 28
 CLASS_COUNT = 10
 SALIENCY_METHODS = ("gradient_x_input", "integrated_gradients", "grad_cam")
@@ -39,7 +41,6 @@ class _Probe:
     convolution_names: tuple[str, ...]
     dense_names: tuple[str, ...]
     model: keras.Model  # Outputs: each conv map, each hidden dense vector, then the classifier's input.
-    first_convolution: Any
     kernel: Any  # The classifier's weights, so the logit (before softmax) can be computed.
     bias: Any
 
@@ -94,7 +95,6 @@ def _probe(model: keras.Model) -> _Probe:
         convolution_names=tuple(layer.name for layer in convolutions),
         dense_names=tuple(layer.name for layer in hidden),
         model=probe_model,
-        first_convolution=convolutions[0],
         kernel=classifier.kernel,
         bias=classifier.bias if classifier.use_bias else None,
     )
@@ -138,10 +138,18 @@ def convolution_layer_names(model: keras.Model) -> tuple[str, ...]:
     return _probe(model).convolution_names
 
 
+def _first_convolution(model: keras.Model) -> Any:
+    layers = [layer for layer in _classifier(model).layers if isinstance(layer, keras.layers.Conv2D)]
+    if not layers:
+        raise ValueError("The model has no Conv2D layer, so it has no filters to show.")
+    return layers[0]
+
+
 def first_layer_filters(model: keras.Model) -> np.ndarray:
     """The first Conv2D layer's kernels as (filters, height, width), summed over input channels."""
-    first = _probe(model).first_convolution
-    kernel = np.asarray(keras.ops.convert_to_numpy(first.kernel))  # (height, width, in, out)
+    kernel = np.asarray(
+        keras.ops.convert_to_numpy(_first_convolution(model).kernel)
+    )  # (height, width, in, out)
     return np.transpose(kernel.sum(axis=2), (2, 0, 1)).astype(np.float32)
 
 
@@ -272,3 +280,32 @@ def remove_ink(
     rows = np.repeat(np.arange(len(batch)), flat.shape[1]).reshape(order.shape)
     flat[rows[chosen], order[chosen]] = 0.0
     return batch
+
+
+def filters_snapshot(model: keras.Model, *, epoch: int) -> FiltersSnapshot:
+    """The first layer's filters now, as a frozen event."""
+    filters = first_layer_filters(model)
+    return FiltersSnapshot(
+        epoch=epoch,
+        filters=tuple(
+            tuple(tuple(float(value) for value in row) for row in kernel) for kernel in filters
+        ),
+    )
+
+
+class FilterSnapshots(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has no stubs.
+    """Sends the first conv layer's filters before training and after every epoch."""
+
+    def __init__(self, model: keras.Model, *, on_event: Callable[[TrainingEvent], None] | None) -> None:
+        super().__init__()
+        # The classifier, not `self.model`: training may go through an augmentation wrapper.
+        self.classifier = model
+        self.on_event = on_event
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.on_event is not None:
+            self.on_event(filters_snapshot(self.classifier, epoch=0))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.on_event is not None:
+            self.on_event(filters_snapshot(self.classifier, epoch=epoch + 1))

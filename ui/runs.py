@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.events import BatchEnded, EpochEnded, SamplesDecoded, TrainingEvent, TrainingStopped
+from core.events import (
+    BatchEnded,
+    EpochEnded,
+    ErrorBreakdown,
+    FiltersSnapshot,
+    SamplesDecoded,
+    TrainingEvent,
+    TrainingStopped,
+)
 
 # A page keeps at most this many batch points per run; older ones are thinned out.
 MAX_BATCH_POINTS = 2_000
@@ -29,6 +37,8 @@ class RunRecord:
     result: Any = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
     saved_name: str | None = None
+    filters: list[FiltersSnapshot] = field(default_factory=list)  # First conv layer, once per epoch.
+    breakdowns: list[ErrorBreakdown] = field(default_factory=list)  # Addition errors, once per epoch.
 
     def apply(self, events: list[TrainingEvent]) -> None:
         """Fold drained events into the record."""
@@ -45,6 +55,10 @@ class RunRecord:
                     self.samples = event
                 case TrainingStopped():
                     self.stopped_reason = event.reason
+                case FiltersSnapshot():
+                    self.filters.append(event)
+                case ErrorBreakdown():
+                    self.breakdowns.append(event)
 
     def release(self) -> None:
         """Drop the model and result (the session ended); the curves stay."""

@@ -7,7 +7,8 @@ import pytest
 
 from core import explain
 from core.digits import DigitsConfig, build_cnn, build_strong_cnn, normalize_images, train_digits
-from core.mnist import cached_mnist
+from core.events import BatchEnded, FiltersSnapshot
+from core.mnist import MnistData, cached_mnist
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,28 @@ def test_deletion_test_over_the_whole_mnist_test_set(trained, test_images, mnist
     assert top_drop.mean() > 5 * random_drop.mean()
     assert top_drop.mean() > 0.1
     assert np.mean(top_drop > random_drop) > 0.9
+
+
+def test_digits_training_sends_the_first_layer_filters_before_and_after_every_epoch(mnist):
+    small = MnistData(
+        train_images=mnist.train_images[:1000],
+        train_labels=mnist.train_labels[:1000],
+        test_images=mnist.test_images[:200],
+        test_labels=mnist.test_labels[:200],
+        source="first 1,000 train and 200 test images",
+    )
+    events = []
+    result = train_digits(
+        DigitsConfig(epochs=2, seed=1, augment=True), on_event=events.append, data=small
+    )
+    snapshots = [event for event in events if isinstance(event, FiltersSnapshot)]
+    assert [snapshot.epoch for snapshot in snapshots] == [0, 1, 2]
+    assert np.asarray(snapshots[0].filters).shape == (8, 3, 3)
+    # The last snapshot is the trained model's filters; training changed them.
+    np.testing.assert_allclose(
+        np.asarray(snapshots[-1].filters), explain.first_layer_filters(result.model)
+    )
+    assert not np.allclose(np.asarray(snapshots[0].filters), np.asarray(snapshots[-1].filters))
+    # Each snapshot follows its epoch's EpochEnded event.
+    kinds = [type(event).__name__ for event in events if not isinstance(event, BatchEnded)]
+    assert kinds == ["FiltersSnapshot", "EpochEnded", "FiltersSnapshot", "EpochEnded", "FiltersSnapshot"]
