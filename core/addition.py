@@ -264,13 +264,27 @@ def train_addition(
     emit = on_event or (lambda event: None)
     last_samples: list[SamplesDecoded] = []
 
+    # Imported here: core.addition_errors builds on this module's character table.
+    from core.addition_errors import answers_with_confidences, error_breakdown
+
     def decode_tests(epoch: int) -> None:
+        emit(
+            error_breakdown(
+                model, problems[split:], digits=config.digits, reverse=config.reverse, epoch=epoch
+            )
+        )
         if not test_questions:
             return
-        predicted = solve(model, test_questions, digits=config.digits, reverse=config.reverse)
+        predicted = answers_with_confidences(
+            model, test_questions, digits=config.digits, reverse=config.reverse
+        )
         samples = tuple(
-            DecodedSample(question=question.strip(), expected=expected, predicted=answer)
-            for question, expected, answer in zip(test_questions, test_answers, predicted, strict=True)
+            DecodedSample(
+                question=question.strip(), expected=expected, predicted=answer, confidences=sure
+            )
+            for question, expected, (answer, sure) in zip(
+                test_questions, test_answers, predicted, strict=True
+            )
         )
         event = SamplesDecoded(epoch=epoch, samples=samples)
         last_samples[:] = [event]
