@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.addition import AdditionConfig, train_addition
 from core.jobs import QueueFullError
+from ui.addition_errors_view import breakdown_ui
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
 from ui.links import form_values_from_query, query_from_config
@@ -72,6 +73,7 @@ def charts_live_ui() -> None:
     metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
     metric_chart(frame, metric="seconds", title="Seconds per iteration")
     samples_ui(active)
+    breakdown_ui(active)
 
 
 status_live_ui()

@@ -7,7 +7,9 @@ from core.jobs import QueueFullError
 from core.mnist import MnistData
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
+from ui.explain_view import filters_live_ui
 from ui.live import chart_interval, poll_interval, status_ui, sync_run
+from ui.personal_view import personal_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
 from ui.saved_models import save_ui
@@ -69,6 +71,7 @@ def charts_live_ui() -> None:
     left, right = st.columns(2)
     metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
     metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+    filters_live_ui(active)
 
 
 status_live_ui()
@@ -79,4 +82,6 @@ if active is not None and active.result is not None and data is not None:
         active, task="digits", metrics={"accuracy": active.result.test_accuracy}, key_prefix="digits"
     )
 finished = [run for run in runs if run.model is not None]
-canvas_ui(reader_ui(finished[-1] if finished else None))
+reader = reader_ui(finished[-1] if finished else None)
+canvas_ui(reader)
+personal_ui(reader, data)

@@ -43,6 +43,7 @@ class _Probe:
     model: keras.Model  # Outputs: each conv map, each hidden dense vector, then the classifier's input.
     kernel: Any  # The classifier's weights, so the logit (before softmax) can be computed.
     bias: Any
+    compiled: dict[str, Any]  # Traced tf.functions, built on first use (eager tapes cost ~10x more).
 
 
 _probes: weakref.WeakKeyDictionary[keras.Model, _Probe] = weakref.WeakKeyDictionary()
@@ -97,6 +98,7 @@ def _probe(model: keras.Model) -> _Probe:
         model=probe_model,
         kernel=classifier.kernel,
         bias=classifier.bias if classifier.use_bias else None,
+        compiled={},
     )
     with _probes_lock:
         _probes[model] = probe
@@ -122,10 +124,25 @@ def _single_image(image: np.ndarray) -> np.ndarray:
     return _image_batch(image.reshape(1, IMAGE_SIDE, IMAGE_SIDE, 1))
 
 
+def _activations_function(probe: _Probe) -> Any:
+    """The probe's forward pass, traced once per model (an eager call costs several times more)."""
+    import tensorflow as tf
+
+    with _probes_lock:
+        compiled = probe.compiled.get("activations")
+        if compiled is None:
+            compiled = tf.function(
+                lambda images: probe.model(images, training=False),
+                input_signature=[tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32)],
+            )
+            probe.compiled["activations"] = compiled
+        return compiled
+
+
 def layer_activations(model: keras.Model, image: np.ndarray) -> dict[str, np.ndarray]:
     """Each Conv2D layer's maps (height, width, channels) and each hidden Dense layer's (units,)."""
     probe = _probe(model)
-    outputs = probe.model(_single_image(image), training=False)
+    outputs = _activations_function(probe)(_single_image(image))
     names = probe.convolution_names + probe.dense_names
     return {
         name: np.asarray(keras.ops.convert_to_numpy(output))[0]
@@ -164,16 +181,36 @@ def _logits(probe: _Probe, images: Any) -> tuple[list[Any], Any]:
     return outputs, logits
 
 
-def _gradient_x_input(probe: _Probe, images: np.ndarray, digits: np.ndarray) -> np.ndarray:
+def _gradient_x_input_function(probe: _Probe) -> Any:
+    """One traced function per model: (images, digits) -> gradient x input, never retraced."""
     import tensorflow as tf
 
-    tensor = tf.convert_to_tensor(images)
-    with tf.GradientTape() as tape:
-        tape.watch(tensor)
-        _, logits = _logits(probe, tensor)
-        chosen = tf.gather(logits, digits, axis=1, batch_dims=1)
-    gradient = tape.gradient(chosen, tensor)
-    return np.asarray(gradient * tensor)[..., 0]
+    with _probes_lock:
+        compiled = probe.compiled.get("gradient_x_input")
+        if compiled is not None:
+            return compiled
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+            ],
+            reduce_retracing=True,
+        )
+        def gradient_x_input(images: Any, digits: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                _, logits = _logits(probe, images)
+                chosen = tf.gather(logits, digits, axis=1, batch_dims=1)
+            return tape.gradient(chosen, images) * images
+
+        probe.compiled["gradient_x_input"] = gradient_x_input
+        return gradient_x_input
+
+
+def _gradient_x_input(probe: _Probe, images: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    result = _gradient_x_input_function(probe)(images.astype(np.float32), digits.astype(np.int32))
+    return np.asarray(result)[..., 0]
 
 
 def _integrated_gradients(probe: _Probe, images: np.ndarray, digits: np.ndarray) -> np.ndarray:

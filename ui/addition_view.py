@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core.addition import (
@@ -17,6 +16,7 @@ from core.addition import (
     parse_question,
     solve,
 )
+from ui.addition_errors_view import confidence_table
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
@@ -90,27 +90,13 @@ def samples_ui(run: RunRecord) -> None:
     """Test sums of the latest iteration, right ones green and wrong ones red."""
     if run.samples is None:
         return
-    table = pd.DataFrame(
-        [
-            (s.question, s.expected, s.predicted, "right" if s.correct else "wrong")
-            for s in run.samples.samples
-        ],
-        columns=["Question", "Answer", "Model", "Right"],
-    )
     st.markdown(
         f"**Test sums after iteration {run.samples.epoch}** — exact match "
         f"{run.samples.exact_match:.0%} ({sum(s.correct for s in run.samples.samples)} of "
         f"{len(run.samples.samples)})"
     )
-    colours = [
-        "background-color: #d4f7dc" if s.correct else "background-color: #fbd5d5"
-        for s in run.samples.samples
-    ]
-    st.dataframe(
-        table.style.apply(lambda column: colours, axis=0, subset=["Model"]),
-        hide_index=True,
-        key="addition_samples_table",
-    )
+    # Each answer character coloured by the model's probability for it (ui/addition_errors_view.py).
+    st.dataframe(confidence_table(run.samples), hide_index=True, key="addition_samples_table")
 
 
 def ask_ui(latest: RunRecord | None) -> None:

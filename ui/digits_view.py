@@ -11,6 +11,7 @@ from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
 from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, DigitsConfig, model_summary
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
 from ui.charts import confusion_chart, per_class_chart, probability_chart
+from ui.explain_view import drawing_insights_ui
 from ui.resources import session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
@@ -160,6 +161,7 @@ def canvas_ui(model) -> None:
     middle.image(image[:, :, 0], caption="What the model sees (28×28)", width=140, clamp=True)
     if model is None:
         right.info("Train a model above, or load a saved one, to read your drawing.")
+        drawing_insights_ui(None, image, None)
         return
     prediction = predict_digit(model, image)
     middle.metric("Prediction", prediction.digit)
@@ -169,3 +171,4 @@ def canvas_ui(model) -> None:
     )
     if prediction.confidence < LOW_CONFIDENCE:
         right.warning("Low confidence: try a larger, centred digit drawn with one clear stroke.")
+    drawing_insights_ui(model, image, prediction)

@@ -61,6 +61,8 @@ class SessionHandle:
     # The session's run lists (they also live in session state) and its uploaded dataset.
     run_lists: list[list[RunRecord]] = field(default_factory=list)
     uploaded_mnist: Any = None
+    # The session's "My digits" sets (core.personal.PersonalDigits; they also live in session state).
+    personal_sets: list[Any] = field(default_factory=list)
 
 
 def _release_session(handle: SessionHandle) -> None:
@@ -72,6 +74,9 @@ def _release_session(handle: SessionHandle) -> None:
             run.release()
     handle.run_lists.clear()
     handle.uploaded_mnist = None
+    for personal in handle.personal_sets:
+        personal.clear()
+    handle.personal_sets.clear()
     gc.collect()
     return_freed_memory()
 

@@ -1,0 +1,85 @@
+"""Explain figures: the deletion test of each saliency method over the whole MNIST test set, and the
+time the activation and saliency views add to one prediction (median over 200 images). Prints JSON.
+
+    python bench/explain.py [--images 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MNIST_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+
+import numpy as np  # noqa: E402
+
+from core import explain  # noqa: E402
+from core.canvas import predict_digit  # noqa: E402
+from core.digits import DigitsConfig, normalize_images, train_digits  # noqa: E402
+from core.mnist import cached_mnist  # noqa: E402
+
+
+def deletion(model, images: np.ndarray, *, method: str) -> dict[str, float]:
+    """Mean drop of the predicted digit's probability: top-10% ink vs a random 10%."""
+    probabilities = model.predict(images, batch_size=1000, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    rows = np.arange(len(predicted))
+    started = time.perf_counter()
+    maps = explain.saliency_batch(model, images, predicted, method=method)
+    seconds = time.perf_counter() - started
+    top = explain.remove_ink(images, maps, fraction=0.1)
+    random = explain.remove_ink(images, maps, fraction=0.1, rng=np.random.default_rng(0))
+    before = probabilities[rows, predicted]
+    top_drop = before - model.predict(top, batch_size=1000, verbose=0)[rows, predicted]
+    random_drop = before - model.predict(random, batch_size=1000, verbose=0)[rows, predicted]
+    return {
+        "top10_drop": round(float(top_drop.mean()), 4),
+        "random10_drop": round(float(random_drop.mean()), 4),
+        "top_beats_random": round(float(np.mean(top_drop > random_drop)), 4),
+        "saliency_seconds_10000": round(seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=200)
+    arguments = parser.parse_args()
+    data = cached_mnist()
+    model = train_digits(DigitsConfig(epochs=1, seed=0), data=data).model
+    images = normalize_images(data.test_images)
+    methods = {method: deletion(model, images, method=method) for method in explain.SALIENCY_METHODS}
+    predict_ms, views_ms = [], []
+    explain.layer_activations(model, images[0])  # Builds the probe once per model, as the page does.
+    for image in images[: arguments.images]:
+        started = time.perf_counter()
+        prediction = predict_digit(model, image)
+        middle = time.perf_counter()
+        explain.layer_activations(model, image)
+        explain.saliency(model, image, prediction.digit)
+        explain.saliency(model, image, explain.runner_up(prediction.probabilities))
+        ended = time.perf_counter()
+        predict_ms.append((middle - started) * 1000)
+        views_ms.append((ended - middle) * 1000)
+    print(
+        json.dumps(
+            {
+                "model": "seed CNN, 1 epoch",
+                "deletion": methods,
+                "images_timed": arguments.images,
+                "predict_ms_p50": round(statistics.median(predict_ms), 2),
+                "explain_views_ms_p50": round(statistics.median(views_ms), 2),
+                "explain_views_ms_p95": round(float(np.percentile(views_ms, 95)), 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Digit Recognizer: why did it say that? Activation maps, first-layer filters and saliency overlays.
+
+Charts are built with Altair once (without data, cached) and fed rows through `st.vega_lite_chart`, as
+ui/charts.py does: the activation grids have thousands of cells, above Altair's inline-row limit.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import explain
+from core.canvas import Prediction
+from ui.runs import RunRecord
+
+CELL_COLUMNS = ["panel", "row", "column", "value"]
+MAX_FILTER_EPOCHS = 6  # Filter snapshots shown at once while training (the latest ones).
+
+
+def _grid_frame(maps: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """Long table of (panel, row, column, value) from (panels, height, width) maps."""
+    panels, height, width = maps.shape
+    return pd.DataFrame(
+        {
+            "panel": np.repeat(labels, height * width),
+            "row": np.tile(np.repeat(np.arange(height), width), panels),
+            "column": np.tile(np.arange(width), panels * height),
+            "value": maps.reshape(-1).astype(float),
+        }
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_spec(*, title: str, columns: int, size: int, diverging: bool) -> dict[str, Any]:
+    # Vega's redblue runs red to blue; reversed, positive weights are red as in the saliency overlay.
+    scale = (
+        alt.Scale(scheme="redblue", reverse=True, domainMid=0)
+        if diverging
+        else alt.Scale(scheme="greys")
+    )
+    colour = alt.Color("value:Q", scale=scale, legend=None)
+    chart = (
+        alt.Chart(pd.DataFrame(columns=CELL_COLUMNS))
+        .mark_rect()
+        .encode(
+            x=alt.X("column:O", axis=None),
+            y=alt.Y("row:O", axis=None),
+            color=colour,
+            tooltip=["panel:N", "row:O", "column:O", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=size, height=size)
+        .facet(facet=alt.Facet("panel:N", title=None, sort=None), columns=columns, title=title)
+        .resolve_scale(color="independent")
+    )
+    spec = chart.to_dict()
+    spec.pop("data", None)
+    spec.pop("datasets", None)
+    return spec
+
+
+def grid_chart(
+    maps: np.ndarray, labels: list[str], *, title: str, size: int = 60, diverging: bool = False
+) -> None:
+    """Small multiples of 2-D maps, one panel per label, each on its own colour scale."""
+    columns = min(8, len(labels))
+    spec = _grid_spec(title=title, columns=columns, size=size, diverging=diverging)
+    st.vega_lite_chart(_grid_frame(maps, labels), copy.deepcopy(spec))
+
+
+def overlay_chart(image: np.ndarray, salient: np.ndarray, *, title: str) -> alt.Chart:
+    """The 28x28 image in grey with the saliency on top: red pushed towards the digit, blue away."""
+    frame = _grid_frame(image.reshape(1, 28, 28), ["image"]).rename(columns={"value": "ink"})
+    frame["saliency"] = salient.reshape(-1).astype(float)
+    # Scale by the strongest pixel so each map uses the whole colour range.
+    peak = float(np.abs(salient).max()) or 1.0
+    frame["strength"] = np.abs(frame["saliency"]) / peak
+    base = alt.Chart(frame).encode(x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None))
+    ink = base.mark_rect().encode(
+        color=alt.Color("ink:Q", scale=alt.Scale(scheme="greys", domain=[0, 1]), legend=None)
+    )
+    heat = base.mark_rect().encode(
+        color=alt.Color(
+            "saliency:Q", scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0), legend=None
+        ),
+        opacity=alt.Opacity("strength:Q", scale=alt.Scale(domain=[0, 1], range=[0, 0.9]), legend=None),
+        tooltip=[
+            "row:O",
+            "column:O",
+            alt.Tooltip("ink:Q", format=".2f"),
+            alt.Tooltip("saliency:Q", format=".4f"),
+        ],
+    )
+    return (ink + heat).properties(width=200, height=200, title=title)
+
+
+def explain_ui(model: Any, image: np.ndarray, prediction: Prediction) -> None:
+    """Saliency for the predicted digit and the runner-up, the layers' activations and the filters."""
+    try:
+        activations = explain.layer_activations(model, image)
+        second = explain.runner_up(prediction.probabilities)
+        towards = explain.saliency(model, image, prediction.digit)
+        against = explain.saliency(model, image, second)
+        filters = explain.first_layer_filters(model)
+    except ValueError as error:
+        st.info(f"This model cannot be looked into: {error}")
+        return
+    st.markdown(
+        "**Why did it say that?** Red pixels pushed the model towards the digit, blue ones away."
+    )
+    left, right = st.columns(2)
+    left.altair_chart(overlay_chart(image, towards, title=f"Why a {prediction.digit}?"))
+    right.altair_chart(overlay_chart(image, against, title=f"Why not a {second}?"))
+    with st.expander("Inside the network: every layer's activations and the first layer's filters"):
+        convolutions = explain.convolution_layer_names(model)
+        for name in convolutions:
+            maps = np.transpose(activations[name], (2, 0, 1))
+            size = 60 if maps.shape[1] > 15 else 40
+            grid_chart(
+                maps, [f"{name} #{index + 1}" for index in range(len(maps))], title=name, size=size
+            )
+        for name, values in activations.items():
+            if name in convolutions:
+                continue
+            units = len(values)
+            width = 16 if units % 16 == 0 else units
+            grid_chart(values.reshape(1, -1, width), [name], title=f"{name} ({units} units)", size=160)
+        grid_chart(
+            filters,
+            [f"filter {index + 1}" for index in range(len(filters))],
+            title="First layer's 3×3 filters (red positive, blue negative)",
+            size=50,
+            diverging=True,
+        )
+
+
+def filters_live_ui(run: RunRecord | None) -> None:
+    """The first layer's filters as they change: one row of panels per epoch snapshot."""
+    if run is None or not run.filters:
+        return
+    shown = run.filters[-MAX_FILTER_EPOCHS:]
+    maps = np.concatenate([np.asarray(snapshot.filters, dtype=np.float32) for snapshot in shown])
+    per_epoch = len(shown[0].filters)
+    labels = [
+        f"epoch {snapshot.epoch} · {index + 1}" for snapshot in shown for index in range(per_epoch)
+    ]
+    with st.expander("First-layer filters, one snapshot per epoch (epoch 0 = before training)"):
+        grid_chart(maps, labels, title="Filters while training", size=40, diverging=True)
+
+
+def drawing_insights_ui(model: Any, image: np.ndarray, prediction: Prediction | None) -> None:
+    """Everything about one drawing below the prediction: add it to "My digits", then explain it."""
+    from ui.personal_view import add_drawing_ui
+
+    add_drawing_ui(image)
+    if model is not None and prediction is not None:
+        explain_ui(model, image, prediction)
