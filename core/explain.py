@@ -190,13 +190,6 @@ def _gradient_x_input_function(probe: _Probe) -> Any:
         if compiled is not None:
             return compiled
 
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32),
-                tf.TensorSpec((None,), tf.int32),
-            ],
-            reduce_retracing=True,
-        )
         def gradient_x_input(images: Any, digits: Any) -> Any:
             with tf.GradientTape() as tape:
                 tape.watch(images)
@@ -204,8 +197,15 @@ def _gradient_x_input_function(probe: _Probe) -> Any:
                 chosen = tf.gather(logits, digits, axis=1, batch_dims=1)
             return tape.gradient(chosen, images) * images
 
-        probe.compiled["gradient_x_input"] = gradient_x_input
-        return gradient_x_input
+        compiled = tf.function(
+            gradient_x_input,
+            input_signature=[
+                tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+            ],
+        )
+        probe.compiled["gradient_x_input"] = compiled
+        return compiled
 
 
 def _gradient_x_input(probe: _Probe, images: np.ndarray, digits: np.ndarray) -> np.ndarray:
