@@ -107,10 +107,12 @@ def test_addition_tiny_training_run_shows_charts_and_sums():
     assert run.state == "finished" and len(run.epochs) == 3
     assert run.model is not None
     assert any("Finished 3 iteration" in success.value for success in at.success)
-    # Loss, accuracy and seconds-per-iteration charts, and the table of test sums.
-    assert len(at.get("vega_lite_chart")) == 3
+    # Loss, accuracy and seconds-per-iteration charts, the error breakdown by carries and by operand
+    # length (ui/addition_errors_view.py), and the table of test sums.
+    assert len(at.get("vega_lite_chart")) == 5
     assert any("exact match" in markdown.value for markdown in at.markdown)
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 5
+    # The test sums, then the hardest held-out sums.
+    assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == 5
 
 
 def test_digits_page_shows_data_source_and_summary_and_starts_a_run():

@@ -115,20 +115,22 @@ def results_ui(run: RunRecord) -> None:
 
 def personal_ui(model: Any, data: MnistData | None) -> None:
     """The "My digits" section: gallery, file, fine-tune with live curves and before/after."""
+    if data is None:
+        return  # Fine-tuning mixes in MNIST; the page already says how to provide it.
     st.subheader("My digits")
     personal = personal_set()
     runs: list[RunRecord] = session_runs(RUNS_KEY)
     gallery_ui(personal)
     file_ui(personal)
-    ready = model is not None and data is not None and len(personal) >= MIN_FINETUNE_EXAMPLES
+    ready = model is not None and len(personal) >= MIN_FINETUNE_EXAMPLES
     if not ready:
         st.caption(
-            f"Fine-tuning needs a model (train or load one above), MNIST and at least "
+            f"Fine-tuning needs a model (train or load one above) and at least "
             f"{MIN_FINETUNE_EXAMPLES} of your digits."
         )
     if st.button("Fine-tune on my digits", disabled=not ready, key="digits_personal_finetune"):
         images, labels = personal.arrays()
-        mnist: MnistData = data  # type: ignore[assignment]  # Checked by `ready`.
+        mnist: MnistData = data
         config = FinetuneConfig()
         try:
             job = get_runner().submit(
