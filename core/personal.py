@@ -57,7 +57,7 @@ class PersonalDigits:
             self._images.append(checked)
             self._labels.append(checked_label)
 
-    def remove(self, index: int) -> None:
+    def delete_example(self, index: int) -> None:
         """Delete the example at `index`."""
         with self._lock:
             if not 0 <= index < len(self._labels):

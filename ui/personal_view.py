@@ -68,7 +68,7 @@ def gallery_ui(personal: PersonalDigits) -> None:
         column = columns[position % GALLERY_COLUMNS]
         column.image(images[index], caption=str(labels[index]), width=48, clamp=True)
         if column.button("✕", key=f"digits_personal_delete_{index}", help="Delete this example"):
-            personal.remove(index)
+            personal.delete_example(index)
             st.rerun()
     counts = np.bincount(labels, minlength=10)
     st.caption("Per digit: " + ", ".join(f"{digit}: {count}" for digit, count in enumerate(counts)))

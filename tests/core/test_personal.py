@@ -40,12 +40,12 @@ def test_examples_are_added_removed_and_capped_at_500():
         personal.add(some_images(1, index)[0][..., None], index % 10)
     with pytest.raises(ValueError, match="500"):
         personal.add(some_images(1)[0], 3)
-    personal.remove(0)
+    personal.delete_example(0)
     images, labels = personal.arrays()
     assert images.shape == (499, 28, 28) and images.dtype == np.float32
     assert labels[:3].tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="no example number"):
-        personal.remove(499)
+        personal.delete_example(499)
 
 
 @pytest.mark.parametrize(
