@@ -42,6 +42,7 @@ TASKS = ("addition", "digits")
 FORMATS = ("keras", "tflite-float32", "tflite-float16", "tflite-int8")
 INDEX_FILE_NAME = "index.sqlite3"
 TEMP_PREFIX = ".tmp-"
+SWEEP_LOCK_FILE_NAME = ".sweep.lock"
 CHUNK_SIZE = 64 * 1024
 MAX_NAME_LENGTH = 64
 
@@ -175,6 +176,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path, operation: int) -> Iterator[None]:
+    """Hold `directory`'s sweep lock file shared (writers creating a file) or exclusive (a sweep)."""
+    descriptor = os.open(directory / SWEEP_LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, operation)
+        yield
+    finally:
+        # Closing the descriptor releases the lock.
+        os.close(descriptor)
+
+
 class ModelStore:
     """A directory of model files plus its SQLite index; safe to share between threads and processes."""
 
@@ -190,6 +203,7 @@ class ModelStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
+            self._connection.row_factory = sqlite3.Row
             self._connection.execute("PRAGMA journal_mode = WAL")
             self._connection.execute("PRAGMA foreign_keys = ON")
             self._connection.execute(_SCHEMA)
@@ -220,13 +234,27 @@ class ModelStore:
                 raise
             self._connection.execute("COMMIT")
 
-    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._connection.execute(sql, parameters).fetchall()
 
     def _remove_orphans(self) -> list[str]:
         """Delete temp files and id-named files without a row, unless a save in progress holds them."""
-        known = {row[0] for row in self._query("SELECT file_name FROM models")}
+        # Exclusive against every writer's create-then-lock step: once this is held, an unlocked temp file
+        # can only belong to a writer that died, never to one between creating and locking its file.
+        with _directory_lock(self.directory, fcntl.LOCK_EX):
+            removed = self._remove_unlocked_orphans()
+        if removed:
+            logger.warning(
+                "Removed %d unfinished model files from %s: %s", len(removed), self.directory, removed
+            )
+        missing = [model.name for model in self.list_models() if model.missing]
+        if missing:
+            logger.warning("These models are listed but their files are missing: %s", missing)
+        return removed
+
+    def _remove_unlocked_orphans(self) -> list[str]:
+        known = {row["file_name"] for row in self._query("SELECT file_name FROM models")}
         removed = []
         for entry in os.scandir(self.directory):
             # Only files named the way this store names them are touched; anything else is left alone.
@@ -248,21 +276,16 @@ class ModelStore:
             try:
                 # Re-check under the lock: the save may have committed since the index was read.
                 if is_temp or not self._query("SELECT 1 FROM models WHERE file_name = ?", (entry.name,)):
-                    os.unlink(entry.path)
-                    removed.append(entry.name)
+                    # Another process's sweep may have removed it first; that is the same outcome.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed.append(entry.name)
             finally:
                 os.close(descriptor)
-        if removed:
-            logger.warning(
-                "Removed %d unfinished model files from %s: %s", len(removed), self.directory, removed
-            )
-        missing = [model.name for model in self.list_models() if model.missing]
-        if missing:
-            logger.warning("These models are listed but their files are missing: %s", missing)
         return removed
 
-    def _row_to_model(self, row: tuple[Any, ...]) -> StoredModel:
-        values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    def _row_to_model(self, row: sqlite3.Row) -> StoredModel:
+        values = dict(row)
         values["config"] = json.loads(values["config"])
         values["metrics"] = json.loads(values["metrics"])
         missing = not (self.directory / values["file_name"]).is_file()
@@ -353,10 +376,15 @@ class ModelStore:
         descriptor = None
         committed = False
         try:
-            descriptor = os.open(temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            # Held until the row is committed, so another store's orphan sweep leaves this file alone.
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            # Shared with other writers, exclusive against a sweep: no sweep can see the file unlocked.
+            with _directory_lock(self.directory, fcntl.LOCK_SH):
+                descriptor = os.open(temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                # Held until the row is committed, so another store's orphan sweep leaves this file alone.
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
             write(temp_path, descriptor)
+            # Keras writes by path; had the file been replaced meanwhile, the lock would not cover it.
+            if os.stat(temp_path).st_ino != os.fstat(descriptor).st_ino:
+                raise StoreError(f"could not save model {name!r}: its temp file was replaced meanwhile.")
             os.fsync(descriptor)
             size_bytes, digest = _size_and_digest(temp_path)
             os.replace(temp_path, final_path)
@@ -402,7 +430,7 @@ class ModelStore:
 
     def _check_name_free(self, name: str, *, except_id: str | None = None) -> None:
         rows = self._query("SELECT id FROM models WHERE name = ?", (name,))
-        if rows and rows[0][0] != except_id:
+        if rows and rows[0]["id"] != except_id:
             raise ValueError(f"a model named {name!r} already exists; choose another name.")
 
     def list_models(self, task: str | None = None) -> list[StoredModel]:
