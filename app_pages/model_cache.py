@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.jobs import QueueFullError
-from core.modelstore.store import load_with_progress
+from core.modelstore.loading import load_with_progress
 from ui.cache_view import actions_ui, formats_ui, load_status_ui, models_table, upload_ui
 from ui.resources import get_model_cache, get_runner, session_handle
 from ui.saved_models import store_or_error

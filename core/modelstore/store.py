@@ -19,7 +19,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,17 +28,15 @@ from typing import Any
 
 import keras
 
-from core.events import LoadFinished, LoadProgress
-from core.modelstore.cache import ModelCache
+from core.modelstore.formats import STORED_FORMATS, TFLITE_IDENTIFIER, ZIP_MAGIC, check_format
 from core.modelstore.trust import (
     MAX_UPLOAD_BYTES,
     check_keras_archive,
     detect_task,
     load_keras_bytes,
 )
+from core.tasks import TASK_NAMES
 
-TASKS = ("addition", "digits")
-FORMATS = ("keras", "tflite-float32", "tflite-float16", "tflite-int8")
 INDEX_FILE_NAME = "index.sqlite3"
 TEMP_PREFIX = ".tmp-"
 SWEEP_LOCK_FILE_NAME = ".sweep.lock"
@@ -52,8 +49,6 @@ _NAME_RULE = (
     "- _ . ( ); it must not start with a dot or a space, end with a space or contain '..'"
 )
 _MODEL_FILE_PATTERN = re.compile(r"[0-9a-f]{32}\.(keras|tflite)")
-_ZIP_MAGIC = b"PK\x03\x04"
-_TFLITE_IDENTIFIER = b"TFL3"  # FlatBuffers file identifier, at bytes 4..8 of every .tflite file.
 _COLUMNS = (
     "id, name, task, format, file_name, size_bytes, sha256, created, last_loaded, config, metrics, "
     "parent_id"
@@ -62,8 +57,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    task TEXT NOT NULL CHECK (task IN {TASKS!r}),
-    format TEXT NOT NULL CHECK (format IN {FORMATS!r}),
+    task TEXT NOT NULL CHECK (task IN {TASK_NAMES!r}),
+    format TEXT NOT NULL CHECK (format IN {STORED_FORMATS!r}),
     file_name TEXT NOT NULL UNIQUE,
     size_bytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
@@ -97,7 +92,7 @@ class StoredModel:
     id: str
     name: str
     task: str  # "addition" or "digits".
-    format: str  # One of FORMATS.
+    format: str  # One of core.modelstore.formats.STORED_FORMATS.
     file_name: str  # "<id>.keras" or "<id>.tflite", inside the store directory.
     size_bytes: int
     sha256: str
@@ -240,7 +235,7 @@ class ModelStore:
 
     def _remove_orphans(self) -> list[str]:
         """Delete temp files and id-named files without a row, unless a save in progress holds them."""
-        # Exclusive against every writer's create-then-lock step: once this is held, an unlocked temp file
+        # Exclusive against every writer's create-then-lock step: once held, an unlocked temp file
         # can only belong to a writer that died, never to one between creating and locking its file.
         with _directory_lock(self.directory, fcntl.LOCK_EX):
             removed = self._remove_unlocked_orphans()
@@ -330,10 +325,10 @@ class ModelStore:
         """Save an already-serialized model (.tflite flatbuffer or .keras zip) as a new file and row."""
         if not isinstance(data, bytes | bytearray | memoryview) or not data:
             raise ValueError("data must be the non-empty bytes of a model file.")
-        _check_choice(format, FORMATS, "format")
-        if format == "keras" and bytes(data[:4]) != _ZIP_MAGIC:
+        check_format(format, stored=True)
+        if format == "keras" and bytes(data[:4]) != ZIP_MAGIC:
             raise ValueError("data is not a .keras file (a .keras file is a zip archive).")
-        if format.startswith("tflite") and bytes(data[4:8]) != _TFLITE_IDENTIFIER:
+        if format.startswith("tflite") and bytes(data[4:8]) != TFLITE_IDENTIFIER:
             raise ValueError(f"data is not a TFLite flatbuffer, so it cannot be saved as {format}.")
 
         def write(path: Path, descriptor: int) -> None:
@@ -362,15 +357,15 @@ class ModelStore:
         parent_id: str | None,
     ) -> StoredModel:
         validate_name(name)
-        _check_choice(task, TASKS, "task")
-        _check_choice(format, FORMATS, "format")
+        _check_choice(task, TASK_NAMES, "task")
+        suffix = check_format(format, stored=True).suffix
         config_text, metrics_text = _to_json(config, "config"), _to_json(metrics, "metrics")
         # Checked before writing so the usual mistakes cost no disk work; the index re-checks on insert.
         self._check_name_free(name)
         if parent_id is not None:
             self.get(parent_id)
         model_id = uuid.uuid4().hex
-        file_name = model_id + (".keras" if format == "keras" else ".tflite")
+        file_name = model_id + suffix
         final_path = self.directory / file_name
         temp_path = self.directory / (TEMP_PREFIX + file_name)
         descriptor = None
@@ -379,7 +374,7 @@ class ModelStore:
             # Shared with other writers, exclusive against a sweep: no sweep can see the file unlocked.
             with _directory_lock(self.directory, fcntl.LOCK_SH):
                 descriptor = os.open(temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-                # Held until the row is committed, so another store's orphan sweep leaves this file alone.
+                # Held until the row is committed, so other stores' sweeps leave this file alone.
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
             write(temp_path, descriptor)
             # Keras writes by path; had the file been replaced meanwhile, the lock would not cover it.
@@ -436,7 +431,7 @@ class ModelStore:
     def list_models(self, task: str | None = None) -> list[StoredModel]:
         """Every indexed model (of one task, if given), newest first; `missing` marks lost files."""
         if task is not None:
-            _check_choice(task, TASKS, "task")
+            _check_choice(task, TASK_NAMES, "task")
         rows = self._query(
             f"SELECT {_COLUMNS} FROM models WHERE ? IS NULL OR task = ? "
             "ORDER BY created DESC, rowid DESC",
@@ -592,38 +587,3 @@ def _size_and_digest(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
-
-
-def load_cached(
-    store: ModelStore,
-    cache: ModelCache,
-    model_id: str,
-    *,
-    on_progress: Callable[[float], None] | None = None,
-) -> keras.Model:
-    """The cached Keras model for `model_id`, else loaded through the store with progress and cached."""
-    # Asking the index first makes a deleted model fail here even while it is still cached.
-    record = store.get(model_id)
-    model = cache.get_or_load(
-        model_id, lambda: store.load_keras(model_id, on_progress=on_progress), size=record.size_bytes
-    )
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"the cache holds a {type(model).__name__} for {model_id!r}, not a Keras model.")
-    return model
-
-
-def load_with_progress(
-    store: ModelStore, cache: ModelCache, model_id: str, *, on_event: Callable[[object], None]
-) -> LoadFinished:
-    """Load through the cache (for the job runner), sending LoadProgress events and a LoadFinished."""
-    misses_before = cache.misses
-    started = time.perf_counter()
-    load_cached(store, cache, model_id, on_progress=lambda fraction: on_event(LoadProgress(fraction)))
-    finished = LoadFinished(
-        model_id=model_id,
-        seconds=time.perf_counter() - started,
-        # Another session's load of another model may count too; good enough for a label.
-        from_cache=cache.misses == misses_before,
-    )
-    on_event(finished)
-    return finished

@@ -72,3 +72,21 @@ def test_compare_stored_reports_every_format(tmp_path, mnist_dir):
     # Every format of the same weights gives (nearly) the same answers as the original.
     assert all(report.agreement >= 0.97 for report in reports)
     assert np.isclose(reports[0].accuracy, reports[2].accuracy, atol=0.01)
+
+
+def test_quantizing_a_renamed_model_again_picks_a_name_free_in_any_case(tmp_path):
+    store = ModelStore(tmp_path)
+    cache = ModelCache(64 * 2**20)
+    parent = store.save_keras(
+        tiny_addition_model(),
+        name="adder",
+        task="addition",
+        config={"digits": 1, "reverse": True},
+        metrics={},
+    )
+    first = derive_tflite(store, cache, parent.id, quantization="int8")
+    # The index compares names without case, so "Adder (int8)" is taken by "adder (int8)".
+    store.rename(parent.id, "Adder")
+    second = derive_tflite(store, cache, parent.id, quantization="int8")
+    assert first.name == "adder (int8)"
+    assert second.name == "Adder (int8 2)"

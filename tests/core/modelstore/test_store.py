@@ -21,6 +21,7 @@ from keras import layers
 
 from core.addition import AdditionConfig, build_addition_rnn
 from core.modelstore.cache import ModelCache
+from core.modelstore.loading import load_cached
 from core.modelstore.store import (
     INDEX_FILE_NAME,
     TEMP_PREFIX,
@@ -29,9 +30,8 @@ from core.modelstore.store import (
     ModelStore,
     StoreError,
     default_store_directory,
-    detect_task,
-    load_cached,
 )
+from core.modelstore.trust import detect_task
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 # The smallest bytes the store accepts as a TFLite file: a FlatBuffers header with the "TFL3" identifier.
