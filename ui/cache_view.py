@@ -146,7 +146,6 @@ def _delete(record_id: str, store: ModelStore, cache: ModelCache) -> None:
     _forget_messages()
     st.session_state["cache_delete_sure"] = False
     st.session_state["cache_delete_popover"] = False
-    st.session_state["cache_selected"] = None
 
 
 def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> bool:

@@ -90,3 +90,36 @@ def test_quantizing_a_renamed_model_again_picks_a_name_free_in_any_case(tmp_path
     second = derive_tflite(store, cache, parent.id, quantization="int8")
     assert first.name == "adder (int8)"
     assert second.name == "Adder (int8 2)"
+
+
+def test_digits_models_are_scored_on_uploaded_mnist_when_the_server_has_none(
+    tmp_path, mnist_dir, monkeypatch
+):
+    from core import mnist as mnist_module
+    from core.modelstore import derive
+
+    uploaded = mnist_module.cached_mnist(mnist_dir)
+
+    def nowhere(*args, **kwargs):
+        raise mnist_module.MnistNotFoundError("MNIST was not found <urlopen error offline>")
+
+    monkeypatch.setattr(derive, "cached_mnist", nowhere)
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    store = ModelStore(tmp_path)
+    record = store.save_keras(
+        keras.Model(inputs, outputs), name="tiny digits", task="digits", config={}, metrics={}
+    )
+    cache = ModelCache(64 * 2**20)
+    # Without an upload: a message saying what to do on this app, not the loader's error.
+    try:
+        derive_tflite(store, cache, record.id, quantization="int8")
+    except ValueError as error:
+        message = str(error)
+    else:
+        raise AssertionError("quantizing without MNIST anywhere should be refused")
+    assert "upload the four MNIST files on the Digit Recognizer page" in message
+    assert "urlopen" not in message
+    # With the session's upload, the copy is scored on it.
+    child = derive_tflite(store, cache, record.id, quantization="int8", mnist=uploaded)
+    assert 0.0 <= child.metrics["accuracy"] <= 1.0

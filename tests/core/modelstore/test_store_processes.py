@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.modelstore.store import ModelNotFoundError, ModelStore, StoreError
-
-SWEEP_LOCK_FILE_NAME = ".sweep.lock"
+from core.modelstore.store import SWEEP_LOCK_FILE_NAME, ModelNotFoundError, ModelStore, StoreError
 
 # Seconds of random work once every process is ready (importing Keras in each one comes first).
 ACTIVITY_SECONDS = 6.0
