@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from core.tasks import IMAGE_SIDE
+from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
 
 IMAGE_SHAPES = ((IMAGE_SIDE, IMAGE_SIDE, 1), (IMAGE_SIDE, IMAGE_SIDE))
 DIGIT_BOX = 20

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.tasks import IMAGE_SIDE
+from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
 
 # IDX type byte -> big-endian numpy dtype, from the format's description by LeCun et al.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
