@@ -3,8 +3,15 @@
 import streamlit as st
 
 from core.jobs import QueueFullError
-from core.modelstore.store import load_with_progress
-from ui.cache_view import actions_ui, formats_ui, load_status_ui, models_table, upload_ui
+from core.modelstore.loading import load_with_progress
+from ui.cache_view import (
+    actions_ui,
+    details_ui,
+    formats_ui,
+    load_status_ui,
+    models_table,
+    upload_ui,
+)
 from ui.resources import get_model_cache, get_runner, session_handle
 from ui.saved_models import store_or_error
 
@@ -13,8 +20,21 @@ st.caption(
     "Models saved from the training pages live on the server's disk (with a SQLite index) and survive "
     "restarts; loaded ones stay in a memory cache shared by every visitor."
 )
-if "cache_load_job_id" not in st.session_state:
-    st.session_state["cache_load_job_id"] = None
+defaults: dict[str, object] = {
+    "cache_load_job_id": None,
+    "cache_sort": "newest first",
+    "cache_delete_sure": False,
+    "cache_rename_error": None,
+    "cache_use_page": None,
+    "cache_formats_job_id": None,
+    "cache_formats_model_id": None,
+    "cache_formats_message": None,
+    "cache_formats_progress": None,
+    "cache_reports": {},
+}
+for key, initial in defaults.items():
+    if key not in st.session_state:
+        st.session_state[key] = initial
 store = store_or_error()
 if store is None:
     st.stop()
@@ -46,5 +66,14 @@ if selected is not None:
             st.session_state["cache_load_job_id"] = job.id
             st.session_state["cache_load_progress"] = 0.0
     load_status_ui(runner)
-    formats_ui(selected, store=store, cache=cache, runner=runner, owner=handle.owner)
+    details_ui(selected)
+    # MNIST uploaded on the Digit page (this session) scores digits models when the server has none.
+    formats_ui(
+        selected,
+        store=store,
+        cache=cache,
+        runner=runner,
+        owner=handle.owner,
+        mnist=handle.uploaded_mnist,
+    )
 upload_ui(store)

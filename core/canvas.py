@@ -13,7 +13,8 @@ import keras
 import numpy as np
 from PIL import Image
 
-IMAGE_SIDE = 28
+from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
+
 IMAGE_SHAPES = ((IMAGE_SIDE, IMAGE_SIDE, 1), (IMAGE_SIDE, IMAGE_SIDE))
 DIGIT_BOX = 20
 # Measured on MNIST's test set: the mean centre of mass is (13.99, 14.00) in pixel-index coordinates.

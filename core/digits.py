@@ -22,9 +22,9 @@ from core.events import EpochEnded
 from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
 from core.settings import check_whole
+from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
 from core.training import EventSink, LiveCallback, released_after_training
 
-IMAGE_SIDE = 28
 CLASS_COUNT = 10
 MAX_EPOCHS = 50
 MAX_BATCH_SIZE = 4_096

@@ -122,3 +122,13 @@ class LoadFinished:
     model_id: str
     seconds: float
     from_cache: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FormatMeasured:
+    """A format comparison's progress: `done` of `total` formats measured, `label` the next one."""
+
+    format: str  # The format being measured next; "" once all are done.
+    label: str
+    done: int
+    total: int

@@ -23,8 +23,8 @@ import keras
 import numpy as np
 
 from core.events import FiltersSnapshot, TrainingEvent
+from core.tasks import IMAGE_SIDE
 
-IMAGE_SIDE = 28
 CLASS_COUNT = 10
 SALIENCY_METHODS = ("gradient_x_input", "integrated_gradients", "grad_cam")
 DEFAULT_METHOD = "gradient_x_input"

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
+
 # IDX type byte -> big-endian numpy dtype, from the format's description by LeCun et al.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_DIMENSIONS = 4
@@ -51,7 +53,6 @@ KNOWN_SIGNATURES = {
     b"\xff\xd8\xff": "a JPEG image",
     b"PK\x03\x04": "a zip file",
 }
-IMAGE_SIDE = 28
 TEST_COUNT = 10_000
 FIX_HINT = (
     "Set MNIST_DIR=/path/to/dir containing the four IDX files "

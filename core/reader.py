@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from core.canvas import IMAGE_SIDE, Prediction, check_image, predict_digit, prediction_from_scores
-from core.modelstore.formats import TfliteModel, convert_to_tflite
+from core.modelstore.convert import TfliteModel, convert_to_tflite
 
 # Rows per forward pass while the copy is checked: large enough to be fast, small enough for memory.
 CHECK_BATCH_SIZE = 1_000

@@ -368,3 +368,135 @@ def test_addition_training_that_raises_shows_the_error_and_the_runner_keeps_serv
     at.button[0].click().run()
     job = get_runner().get(at.session_state["addition_runs"][-1].job_id)
     assert job.wait(TIMEOUT) and job.state is JobState.FINISHED
+
+
+def model_cache_with(*names: str) -> tuple[AppTest, list[str]]:
+    """The Model Cache page after saving tiny digits models under `names`; their ids in order."""
+    ids = [saved_digits_model(name) for name in names]
+    at = page("app_pages/model_cache.py").run()
+    assert not at.exception
+    return at, ids
+
+
+def test_model_cache_delete_confirmation_belongs_to_one_model_and_resets_after_a_delete():
+    at, (first, second) = model_cache_with("delete check A", "delete check B")
+    at.selectbox(key="cache_selected").set_value(first).run()
+    at.checkbox(key="cache_delete_sure").check().run()
+    # Picking another model must not carry the tick over to it.
+    at.selectbox(key="cache_selected").set_value(second).run()
+    assert at.checkbox(key="cache_delete_sure").value is False
+    assert at.button(key="cache_delete").disabled
+    at.checkbox(key="cache_delete_sure").check().run()
+    at.button(key="cache_delete").click().run()
+    assert not at.exception
+    assert "delete check B" not in at.dataframe[0].value["name"].tolist()
+    # After a delete, the next model is not one click from deletion: unticked, popover closed.
+    assert at.checkbox(key="cache_delete_sure").value is False
+    assert at.session_state["cache_delete_popover"] is False
+
+
+def test_model_cache_export_is_named_after_the_model(monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    file_names = []
+
+    def record_download(self, label, data, file_name=None, **kwargs):
+        file_names.append(file_name)
+        return False
+
+    # The file name reaches the browser only inside the deferred download, so the call is recorded.
+    monkeypatch.setattr(DeltaGenerator, "download_button", record_download)
+    at, (model_id,) = model_cache_with("export me (v2)")
+    at.selectbox(key="cache_selected").set_value(model_id).run()
+    assert not at.exception
+    assert file_names[-1] == "export me (v2).keras"
+
+
+def test_model_cache_messages_belong_to_their_model_and_rename_shows_at_once():
+    at, (first, second) = model_cache_with("message A", "message B")
+    at.selectbox(key="cache_selected").set_value(first).run()
+    at.session_state["cache_formats_message"] = (first, "Failed: something", True)
+    at.run()
+    assert any("Failed: something" in error.value for error in at.error)
+    at.selectbox(key="cache_selected").set_value(second).run()
+    assert not any("Failed: something" in error.value for error in at.error)
+    # A rename shows the new name in the picker in the same run.
+    at.text_input(key="cache_rename_name").set_value("message B renamed")
+    at.button(key="cache_rename").click().run()
+    picker = at.selectbox(key="cache_selected")
+    assert any("message B renamed" in option for option in picker.options)
+
+
+def test_model_cache_sorts_shows_details_and_offers_the_training_page():
+    at, ids = model_cache_with("sort b", "sort a")
+    at.selectbox(key="cache_sort").set_value("name").run()
+    names = at.dataframe[0].value["name"].tolist()
+    assert names == sorted(names, key=str.lower)
+    at.selectbox(key="cache_selected").set_value(ids[0]).run()
+    assert any("Details of “sort b”" in expander.label for expander in at.expander)
+    assert any('"model"' in str(element.proto) or "tiny" in str(element.proto) for element in at.json)
+    assert at.button(key="cache_use").label == "Use on Digit Recognizer"
+
+
+def test_model_cache_compare_shows_which_format_is_measured_and_what_numbers_mean():
+    import threading
+
+    from core.events import FormatMeasured
+    from core.modelstore.compare import FormatReport
+    from ui.resources import get_runner
+
+    at, (model_id,) = model_cache_with("compare me")
+    at.selectbox(key="cache_selected").set_value(model_id).run()
+    release = threading.Event()
+
+    def work(emit, stop):
+        emit(FormatMeasured(format="tflite-float16", label="TFLite float16 weights", done=3, total=5))
+        release.wait(TIMEOUT)
+        return []
+
+    job = get_runner().submit(work, owner="test", kind="cache-formats")
+    at.session_state["cache_formats_job_id"] = job.id
+    at.session_state["cache_formats_model_id"] = model_id
+    at.run()
+    release.set()
+    texts = [bar.proto.text for bar in at.get("progress")]
+    assert any("Measuring TFLite float16 weights (4 of 5)" in text for text in texts), texts
+    job.wait(TIMEOUT)
+
+    report = FormatReport(
+        format="keras",
+        size_bytes=40_000,
+        cold_load_seconds=0.9,
+        warm_load_seconds=0.05,
+        latency_ms_per_sample=0.8,
+        latency_ms_p95=1.2,
+        accuracy=0.9,
+        agreement=1.0,
+        samples=2_000,
+    )
+    at.session_state["cache_formats_job_id"] = None
+    at.session_state["cache_reports"] = {model_id: [report]}
+    at.run()
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "first 2,000 samples" in captions and "per sample" in captions
+    assert "latency per sample (ms)" in at.dataframe[-1].value.columns
+
+
+def test_model_cache_quantize_without_mnist_says_what_to_do(monkeypatch):
+    from core import mnist as mnist_module
+    from core.modelstore import derive
+    from ui.resources import get_runner
+
+    def nowhere(*args, **kwargs):
+        raise mnist_module.MnistNotFoundError("MNIST was not found <urlopen error offline>")
+
+    monkeypatch.setattr(derive, "cached_mnist", nowhere)
+    at, (model_id,) = model_cache_with("no mnist here")
+    at.selectbox(key="cache_selected").set_value(model_id).run()
+    at.button(key="cache_quantize").click().run()
+    job = get_runner().get(at.session_state["cache_formats_job_id"])
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    errors = " ".join(error.value for error in at.error)
+    assert "upload the four MNIST files on the Digit Recognizer page" in errors
+    assert "MnistNotFoundError" not in errors and "urlopen" not in errors

@@ -2,39 +2,77 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 
-from core.events import LoadFinished, LoadProgress
+from core.events import FormatMeasured, LoadFinished, LoadProgress
 from core.jobs import JobRunner, JobState, QueueFullError, Work
+from core.mnist import MnistData
 from core.modelstore.cache import ModelCache
+from core.modelstore.compare import FormatReport
 from core.modelstore.derive import compare_stored, derive_tflite
-from core.modelstore.formats import FORMAT_LABELS, QUANTIZATIONS, FormatReport
+from core.modelstore.formats import FORMATS, QUANTIZATIONS
 from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
+from core.tasks import TASKS, score
 from ui.charts import formats_chart
 from ui.saved_models import describe
 
-EXTENSIONS = {"keras": ".keras"}
+# The orders the table and the picker can take: label -> (sort key, newest-first order reversed).
+SORTS = {
+    "newest first": (lambda record: record.created, True),
+    "name": (lambda record: record.name.lower(), False),
+    "score, best first": (lambda record: score(record.task, record.metrics) or -1.0, True),
+    "size, largest first": (lambda record: record.size_bytes, True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A quantize or compare job that core refused with a message the user can act on."""
+
+    message: str
+
+
+def export_file_name(record: StoredModel) -> str:
+    """The model's own name as a download file name (names are already path-safe), plus its suffix."""
+    # The name rule allows only letters, digits, spaces and - _ . ( ); anything else would be replaced.
+    safe = re.sub(r"[^A-Za-z0-9 ._()\-]", "_", record.name).strip(" .") or "model"
+    return safe + FORMATS[record.format].suffix
+
+
+def _forget_messages() -> None:
+    # Status lines describe one action on one model; any other action makes them stale.
+    st.session_state["cache_formats_message"] = None
+
+
+def _on_pick() -> None:
+    _forget_messages()
+    st.session_state["cache_delete_sure"] = False
 
 
 def models_table(records: list[StoredModel]) -> StoredModel | None:
-    """The stored models as a table, and a picker for the one to act on."""
+    """The stored models as a table (in the chosen order), and a picker for the one to act on."""
     if not records:
         st.info(
             "No models stored yet. Train one on a training page and press “Save to cache”, or upload."
         )
         return None
+    sort_key, descending = SORTS[st.session_state.get("cache_sort") or "newest first"]
+    records = sorted(records, key=sort_key, reverse=descending)
     names = {record.id: record.name for record in records}
     rows = []
     for record in records:
-        metric = record.metrics.get("accuracy", record.metrics.get("exact_match"))
         rows.append(
             {
                 "name": record.name,
                 "task": record.task,
                 "format": record.format,
                 "size (KB)": round(record.size_bytes / 1024, 1),
-                "accuracy": metric if isinstance(metric, int | float) else None,
+                "score": score(record.task, record.metrics),
                 "created": record.created[:19].replace("T", " "),
                 "last loaded": (record.last_loaded or "")[:19].replace("T", " "),
                 "derived from": names.get(record.parent_id or "", ""),
@@ -45,21 +83,74 @@ def models_table(records: list[StoredModel]) -> StoredModel | None:
         pd.DataFrame(rows),
         hide_index=True,
         width="stretch",
-        column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "score": st.column_config.NumberColumn(
+                format="percent",
+                help="Digits: test accuracy; addition: exact match. Empty for uploads (not scored).",
+            )
+        },
     )
     by_id = {record.id: record for record in records}
-    chosen = st.selectbox(
+    pick, order = st.columns([3, 1], vertical_alignment="bottom")
+    order.selectbox("Sort by", list(SORTS), key="cache_sort")
+    chosen = pick.selectbox(
         "Model to work with",
         list(by_id),
         format_func=lambda model_id: describe(by_id[model_id]),
         key="cache_selected",
+        on_change=_on_pick,
     )
     return by_id.get(chosen)
 
 
+def details_ui(record: StoredModel) -> None:
+    """The model's configuration and metrics, as saved with it."""
+    with st.expander(f"Details of “{record.name}”"):
+        task = TASKS[record.task]
+        st.caption(
+            f"{task.title} model, {record.format}, {record.size_bytes:,} bytes, sha256 "
+            f"{record.sha256[:12]}…, saved {record.created[:19].replace('T', ' ')} UTC."
+        )
+        left, right = st.columns(2)
+        left.markdown("**Configuration**")
+        left.json(record.config or {"source": "not recorded"})
+        right.markdown("**Metrics**")
+        right.json(record.metrics or {"score": "not measured (uploaded models are not scored)"})
+
+
+def _use_on_page(record: StoredModel) -> None:
+    # Runs before the next script run, so the training page finds its widgets preset.
+    prefix = record.task
+    source_key = "digits_reader_source" if record.task == "digits" else "addition_ask_source"
+    st.session_state[source_key] = "A saved model"
+    st.session_state[f"{prefix}_saved_choice"] = record.id
+    st.session_state[f"{prefix}_saved_loaded"] = record.id
+    st.session_state["cache_use_page"] = TASKS[record.task].page
+
+
+def _rename(record_id: str, store: ModelStore) -> None:
+    _forget_messages()
+    try:
+        store.rename(record_id, st.session_state.get("cache_rename_name", "").strip())
+    except ValueError as error:
+        st.session_state["cache_rename_error"] = str(error)
+    else:
+        st.session_state["cache_rename_error"] = None
+        st.session_state["cache_rename_popover"] = False
+
+
+def _delete(record_id: str, store: ModelStore, cache: ModelCache) -> None:
+    # A callback, so the confirmation and the popover can be reset before they are drawn again.
+    store.delete(record_id)
+    cache.discard(record_id)
+    _forget_messages()
+    st.session_state["cache_delete_sure"] = False
+    st.session_state["cache_delete_popover"] = False
+
+
 def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> bool:
-    """Load, export, rename and delete buttons for one model; true when a load was asked for."""
-    load, export, rename, delete = st.columns(4, vertical_alignment="bottom")
+    """Load, export, use, rename and delete buttons for one model; true when a load was asked for."""
+    load, export, use, rename, delete = st.columns(5, vertical_alignment="bottom")
     wants_load = load.button(
         "Load",
         key="cache_load",
@@ -67,33 +158,41 @@ def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> 
         type="primary",
         help="Load into the shared memory cache (Keras models).",
     )
-    try:
-        data = store.read_bytes(record.id)
-    except ValueError as error:
-        export.error(str(error))
-    else:
-        export.download_button(
-            "Export",
-            data,
-            file_name=f"{record.id}{EXTENSIONS.get(record.format, '.tflite')}",
-            key="cache_export",
-            help=f"Download the {record.format} file ({len(data):,} bytes).",
-        )
-    with rename.popover("Rename"):
-        new_name = st.text_input("New name", record.name, max_chars=64, key="cache_rename_name")
-        if st.button("Rename", key="cache_rename"):
-            try:
-                store.rename(record.id, new_name.strip())
-            except ValueError as error:
-                st.error(str(error))
-            else:
-                st.rerun()
-    with delete.popover("Delete"):
+    # The bytes are read only when the button is clicked, not on every rerun.
+    export.download_button(
+        "Export",
+        lambda: store.read_bytes(record.id),
+        file_name=export_file_name(record),
+        key="cache_export",
+        help=f"Download the {record.format} file ({record.size_bytes:,} bytes).",
+    )
+    page_title = TASKS[record.task].title
+    use.button(
+        f"Use on {page_title}",
+        key="cache_use",
+        disabled=record.format != "keras" or record.missing,
+        on_click=_use_on_page,
+        args=(record,),
+        help=f"Open the {page_title} page with this model chosen (Keras models).",
+    )
+    target = st.session_state.get("cache_use_page")
+    if target:
+        st.session_state["cache_use_page"] = None
+        st.switch_page(target)
+    with rename.popover("Rename", key="cache_rename_popover", on_change="rerun"):
+        st.text_input("New name", record.name, max_chars=64, key="cache_rename_name")
+        st.button("Rename", key="cache_rename", on_click=_rename, args=(record.id, store))
+        if st.session_state.get("cache_rename_error"):
+            st.error(st.session_state["cache_rename_error"])
+    with delete.popover("Delete", key="cache_delete_popover", on_change="rerun"):
         sure = st.checkbox(f"Delete “{record.name}” for good", key="cache_delete_sure")
-        if st.button("Delete", key="cache_delete", disabled=not sure):
-            store.delete(record.id)
-            cache.discard(record.id)
-            st.rerun()
+        st.button(
+            "Delete",
+            key="cache_delete",
+            disabled=not sure,
+            on_click=_delete,
+            args=(record.id, store, cache),
+        )
     return wants_load
 
 
@@ -147,11 +246,18 @@ def upload_ui(store: ModelStore) -> None:
             except ValueError as error:
                 st.error(f"Refused: {error}")
             else:
+                _forget_messages()
                 st.success(f"Added “{record.name}” as a {record.task} model.")
 
 
 def formats_ui(
-    record: StoredModel, *, store: ModelStore, cache: ModelCache, runner: JobRunner, owner: str
+    record: StoredModel,
+    *,
+    store: ModelStore,
+    cache: ModelCache,
+    runner: JobRunner,
+    owner: str,
+    mnist: MnistData | None = None,
 ) -> None:
     """Quantize a Keras model to TFLite, and compare every format side by side."""
     st.subheader("Formats and quantization")
@@ -163,22 +269,42 @@ def formats_ui(
     quantization = quantize.selectbox(
         "Quantize to TFLite", QUANTIZATIONS, index=2, key="cache_quantization"
     )
+    model_id = record.id
     work: Work | None = None
     if quantize.button("Quantize", key="cache_quantize"):
-        work = lambda emit, stop: derive_tflite(store, cache, record.id, quantization=quantization)  # noqa: E731
+        work = _refusable(
+            lambda emit: derive_tflite(store, cache, model_id, quantization=quantization, mnist=mnist)
+        )
     if compare.button("Compare formats", key="cache_compare", help="Takes a few seconds per format."):
-        work = lambda emit, stop: compare_stored(store, cache, record.id)  # noqa: E731
+        work = _refusable(
+            lambda emit: compare_stored(store, cache, model_id, mnist=mnist, on_event=emit)
+        )
     if work is not None:
+        _forget_messages()
         try:
             job = runner.submit(work, owner=owner, kind="cache-formats")
         except QueueFullError as error:
             st.error(str(error))
         else:
             st.session_state["cache_formats_job_id"] = job.id
+            # The report belongs to this model, whichever is selected when the job ends.
+            st.session_state["cache_formats_model_id"] = model_id
     formats_status_ui(runner)
     reports = st.session_state.get("cache_reports", {}).get(record.id)
     if reports:
-        formats_table_ui(reports)
+        formats_table_ui(reports, task=record.task)
+
+
+def _refusable(action: Callable[[Callable[[object], None]], object]) -> Work:
+    """Job work whose ValueError (a refusal with advice) becomes a Refused result, not a failure."""
+
+    def work(emit: Callable[[object], None], stop: object) -> object:
+        try:
+            return action(emit)
+        except ValueError as error:
+            return Refused(str(error))
+
+    return work
 
 
 def formats_status_ui(runner: JobRunner) -> None:
@@ -189,39 +315,54 @@ def formats_status_ui(runner: JobRunner) -> None:
     def status() -> None:
         job = runner.get(st.session_state.get("cache_formats_job_id"))
         if job is None:
+            # (model id, text, is an error): shown only beside the model it is about.
             message = st.session_state.get("cache_formats_message")
-            if message:
-                (st.error if message.startswith("Failed") else st.success)(message)
+            if message and message[0] == st.session_state.get("cache_selected"):
+                (st.error if message[2] else st.success)(message[1])
             return
+        for event in job.drain():
+            if isinstance(event, FormatMeasured):
+                st.session_state["cache_formats_progress"] = event
         if not job.state.done:
-            st.info(f"Working… {job.elapsed:.0f} s")
+            progress: FormatMeasured | None = st.session_state.get("cache_formats_progress")
+            if progress is None or progress.done >= progress.total:
+                st.info(f"Working… {job.elapsed:.0f} s")
+            else:
+                st.progress(
+                    progress.done / progress.total,
+                    text=f"Measuring {progress.label} ({progress.done + 1} of {progress.total})… "
+                    f"{job.elapsed:.0f} s",
+                )
             return
         st.session_state["cache_formats_job_id"] = None
+        st.session_state["cache_formats_progress"] = None
+        model_id = st.session_state.get("cache_formats_model_id")
         if job.state is JobState.FAILED:
-            st.session_state["cache_formats_message"] = f"Failed: {job.error}"
+            st.session_state["cache_formats_message"] = (model_id, f"Failed: {job.error}", True)
+        elif isinstance(job.result, Refused):
+            st.session_state["cache_formats_message"] = (model_id, job.result.message, True)
         elif isinstance(job.result, StoredModel):
-            st.session_state["cache_formats_message"] = (
-                f"Stored “{job.result.name}”: {job.result.size_bytes:,} bytes."
-            )
+            text = f"Stored “{job.result.name}”: {job.result.size_bytes:,} bytes."
+            st.session_state["cache_formats_message"] = (model_id, text, False)
         elif isinstance(job.result, list):
             reports = st.session_state.setdefault("cache_reports", {})
-            reports[st.session_state.get("cache_selected")] = job.result
-            st.session_state["cache_formats_message"] = "Compared every format."
+            reports[model_id] = job.result
+            st.session_state["cache_formats_message"] = (model_id, "Compared every format.", False)
         st.rerun()
 
     status()
 
 
-def formats_table_ui(reports: list[FormatReport]) -> None:
-    """The side-by-side table and chart of formats."""
+def formats_table_ui(reports: list[FormatReport], *, task: str) -> None:
+    """The side-by-side table and chart of formats, saying what each number measures."""
     frame = pd.DataFrame(
         [
             {
-                "format": FORMAT_LABELS.get(report.format, report.format),
+                "format": FORMATS[report.format].label if report.format in FORMATS else report.format,
                 "size (KB)": report.size_bytes / 1024,
                 "cold load (ms)": report.cold_load_seconds * 1000,
                 "warm load (ms)": report.warm_load_seconds * 1000,
-                "latency p50 (ms)": report.latency_ms_per_sample,
+                "latency per sample (ms)": report.latency_ms_per_sample,
                 "accuracy": report.accuracy,
                 "agreement": report.agreement,
                 "notes": report.notes,
@@ -229,15 +370,22 @@ def formats_table_ui(reports: list[FormatReport]) -> None:
             for report in reports
         ]
     )
+    samples = max(report.samples for report in reports)
+    st.caption(
+        f"Accuracy and agreement here score the first {samples:,} samples of {TASKS[task].evaluation}, "
+        "so they can differ from the score in the list above (measured when the model was saved). "
+        "Cold load: a fresh process, imports excluded. Warm load: loading the file again in this "
+        "server, runtime already imported. Latency: the median of single-sample calls, per sample."
+    )
     st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
         column_config={
             "size (KB)": st.column_config.NumberColumn(format="%.1f"),
-            "cold load (ms)": st.column_config.NumberColumn(format="%.2f"),
-            "warm load (ms)": st.column_config.NumberColumn(format="%.4f"),
-            "latency p50 (ms)": st.column_config.NumberColumn(format="%.3f"),
+            "cold load (ms)": st.column_config.NumberColumn(format="%.1f"),
+            "warm load (ms)": st.column_config.NumberColumn(format="%.2f"),
+            "latency per sample (ms)": st.column_config.NumberColumn(format="%.3f"),
             "accuracy": st.column_config.NumberColumn(format="percent"),
             "agreement": st.column_config.NumberColumn(format="percent"),
         },

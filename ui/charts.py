@@ -161,13 +161,17 @@ def probability_chart(probabilities: tuple[float, ...], *, predicted: int) -> al
 
 def formats_chart(frame: pd.DataFrame) -> alt.Chart:
     """Small multiples: size, cold load, warm load and latency per format (log scales)."""
-    measures = ["size (KB)", "cold load (ms)", "warm load (ms)", "latency p50 (ms)"]
+    measures = ["size (KB)", "cold load (ms)", "warm load (ms)", "latency per sample (ms)"]
     data = frame.melt(id_vars=["format"], value_vars=measures, var_name="measure", value_name="value")
+    # A log scale cannot show zero: drop non-positive values, and start each bar at the plot's left
+    # edge (x2 in pixels) instead of at zero, which would put zero in the domain and blank the chart.
+    data = data[data["value"] > 0]
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("value:Q", title=None, scale=alt.Scale(type="log")),
+            x=alt.X("value:Q", title=None, scale=alt.Scale(type="log"), stack=None),
+            x2=alt.value(0),
             y=alt.Y("format:N", title=None, sort=list(frame["format"])),
             color=alt.Color("format:N", legend=None),
             facet=alt.Facet("measure:N", columns=2, title=None, sort=measures),

@@ -13,7 +13,8 @@ import streamlit as st
 
 from core.jobs import Job, JobRunner, default_workers
 from core.modelstore.cache import ModelCache
-from core.modelstore.store import ModelStore, load_cached
+from core.modelstore.loading import load_cached
+from core.modelstore.store import ModelStore
 from core.runtime import configure_tensorflow, return_freed_memory
 from core.settings import env_number
 from ui.runs import RunRecord

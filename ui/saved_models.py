@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.modelstore.store import ModelStore, StoredModel, load_cached
+from core.modelstore.loading import load_cached
+from core.modelstore.store import ModelStore, StoredModel
 from ui.resources import get_model_cache, get_store
 from ui.runs import RunRecord
 

@@ -1,4 +1,12 @@
-"""In-memory model cache: a thread-safe LRU of loaded objects, bounded by the bytes of their files."""
+"""In-memory model cache: a thread-safe LRU of loaded objects, bounded by the bytes of their files.
+
+Kept hand-written rather than built on cachetools (8.0): `LRUCache(maxsize, getsizeof=...)` would
+replace only the ten lines of `_insert` (and raises ValueError for an object larger than the budget,
+which this cache hands back uncached), while its stampede guard, `cached(..., condition=...)`, wraps
+one function with a fixed key and cannot take this cache's per-call loader and size, count a wait as a
+hit, or hand a failed load's error to the threads that waited on it. The single-flight futures are
+most of this module, so cachetools would not make it shorter.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+
+from core.settings import check_whole
+
+# Far above any memory; the bound only keeps the arithmetic in plain integers.
+MAX_BYTES = 1 << 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +46,7 @@ class ModelCache:
     """Thread-safe LRU of loaded models keyed by model id; concurrent misses on one id load it once."""
 
     def __init__(self, max_bytes: int) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise ValueError(f"max_bytes must be a positive whole number of bytes, not {max_bytes!r}.")
+        check_whole("max_bytes", max_bytes, 1, MAX_BYTES)
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
@@ -48,8 +60,7 @@ class ModelCache:
 
     def get_or_load(self, model_id: str, loader: Callable[[], object], *, size: int) -> object:
         """The cached object for `model_id`; `loader` runs (once, across threads) when it is absent."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"size must be a whole number of bytes >= 0, not {size!r}.")
+        check_whole("size", size, 0, MAX_BYTES)
         with self._lock:
             entry = self._entries.get(model_id)
             if entry is not None:

@@ -17,14 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# The loader each file format needs: the three TFLite variants all load through the LiteRT interpreter.
-RUNTIMES = {
-    "keras": "keras",
-    "savedmodel": "savedmodel",
-    "tflite-float32": "tflite",
-    "tflite-float16": "tflite",
-    "tflite-int8": "tflite",
-}
+from core.modelstore.formats import RUNTIMES, check_format
+from core.settings import check_whole
+
 MAX_REPEATS = 50
 # Importing TensorFlow on two busy cores can take most of a minute; anything longer is a hang.
 TIMEOUT_SECONDS = 300
@@ -55,7 +50,7 @@ def _loader(runtime: str) -> Callable[[str], object]:
 def main(arguments: list[str] | None = None) -> int:
     """Entry point of the child process: time one load and write its JSON line to stdout."""
     parser = argparse.ArgumentParser(description="Time loading one model file in this fresh process.")
-    parser.add_argument("runtime", choices=sorted(set(RUNTIMES.values())))
+    parser.add_argument("runtime", choices=RUNTIMES)
     parser.add_argument("path")
     options = parser.parse_args(arguments)
     load = _loader(options.runtime)
@@ -68,14 +63,12 @@ def main(arguments: list[str] | None = None) -> int:
 
 def measure_cold_load(path: Path | str, *, format: str, repeats: int = 1) -> float:
     """Median seconds to load `path` (a file of `format`) across `repeats` fresh processes."""
-    if format not in RUNTIMES:
-        raise ValueError(f"format must be one of {', '.join(RUNTIMES)}, not {format!r}.")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise ValueError(f"repeats must be a whole number from 1 to {MAX_REPEATS}, not {repeats!r}.")
+    runtime = check_format(format).runtime
+    check_whole("repeats", repeats, 1, MAX_REPEATS)
     resolved = Path(path).resolve()
     if not resolved.exists():
         raise ValueError(f"there is no model file at {resolved}; save the model before timing its load.")
-    command = [sys.executable, "-m", "core.modelstore.cold_load", RUNTIMES[format], str(resolved)]
+    command = [sys.executable, "-m", "core.modelstore.cold_load", runtime, str(resolved)]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     timings = []
     for _ in range(repeats):

@@ -19,7 +19,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,19 +28,18 @@ from typing import Any
 
 import keras
 
-from core.events import LoadFinished, LoadProgress
-from core.modelstore.cache import ModelCache
+from core.modelstore.formats import STORED_FORMATS, TFLITE_IDENTIFIER, ZIP_MAGIC, check_format
 from core.modelstore.trust import (
     MAX_UPLOAD_BYTES,
     check_keras_archive,
     detect_task,
     load_keras_bytes,
 )
+from core.tasks import TASK_NAMES
 
-TASKS = ("addition", "digits")
-FORMATS = ("keras", "tflite-float32", "tflite-float16", "tflite-int8")
 INDEX_FILE_NAME = "index.sqlite3"
 TEMP_PREFIX = ".tmp-"
+SWEEP_LOCK_FILE_NAME = ".sweep.lock"
 CHUNK_SIZE = 64 * 1024
 MAX_NAME_LENGTH = 64
 
@@ -51,8 +49,6 @@ _NAME_RULE = (
     "- _ . ( ); it must not start with a dot or a space, end with a space or contain '..'"
 )
 _MODEL_FILE_PATTERN = re.compile(r"[0-9a-f]{32}\.(keras|tflite)")
-_ZIP_MAGIC = b"PK\x03\x04"
-_TFLITE_IDENTIFIER = b"TFL3"  # FlatBuffers file identifier, at bytes 4..8 of every .tflite file.
 _COLUMNS = (
     "id, name, task, format, file_name, size_bytes, sha256, created, last_loaded, config, metrics, "
     "parent_id"
@@ -61,8 +57,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    task TEXT NOT NULL CHECK (task IN {TASKS!r}),
-    format TEXT NOT NULL CHECK (format IN {FORMATS!r}),
+    task TEXT NOT NULL CHECK (task IN {TASK_NAMES!r}),
+    format TEXT NOT NULL CHECK (format IN {STORED_FORMATS!r}),
     file_name TEXT NOT NULL UNIQUE,
     size_bytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
@@ -96,7 +92,7 @@ class StoredModel:
     id: str
     name: str
     task: str  # "addition" or "digits".
-    format: str  # One of FORMATS.
+    format: str  # One of core.modelstore.formats.STORED_FORMATS.
     file_name: str  # "<id>.keras" or "<id>.tflite", inside the store directory.
     size_bytes: int
     sha256: str
@@ -175,6 +171,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path, operation: int) -> Iterator[None]:
+    """Hold `directory`'s sweep lock file shared (writers creating a file) or exclusive (a sweep)."""
+    descriptor = os.open(directory / SWEEP_LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, operation)
+        yield
+    finally:
+        # Closing the descriptor releases the lock.
+        os.close(descriptor)
+
+
 class ModelStore:
     """A directory of model files plus its SQLite index; safe to share between threads and processes."""
 
@@ -190,6 +198,7 @@ class ModelStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
+            self._connection.row_factory = sqlite3.Row
             self._connection.execute("PRAGMA journal_mode = WAL")
             self._connection.execute("PRAGMA foreign_keys = ON")
             self._connection.execute(_SCHEMA)
@@ -220,13 +229,27 @@ class ModelStore:
                 raise
             self._connection.execute("COMMIT")
 
-    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._connection.execute(sql, parameters).fetchall()
 
     def _remove_orphans(self) -> list[str]:
         """Delete temp files and id-named files without a row, unless a save in progress holds them."""
-        known = {row[0] for row in self._query("SELECT file_name FROM models")}
+        # Exclusive against every writer's create-then-lock step: once held, an unlocked temp file
+        # can only belong to a writer that died, never to one between creating and locking its file.
+        with _directory_lock(self.directory, fcntl.LOCK_EX):
+            removed = self._remove_unlocked_orphans()
+        if removed:
+            logger.warning(
+                "Removed %d unfinished model files from %s: %s", len(removed), self.directory, removed
+            )
+        missing = [model.name for model in self.list_models() if model.missing]
+        if missing:
+            logger.warning("These models are listed but their files are missing: %s", missing)
+        return removed
+
+    def _remove_unlocked_orphans(self) -> list[str]:
+        known = {row["file_name"] for row in self._query("SELECT file_name FROM models")}
         removed = []
         for entry in os.scandir(self.directory):
             # Only files named the way this store names them are touched; anything else is left alone.
@@ -248,21 +271,16 @@ class ModelStore:
             try:
                 # Re-check under the lock: the save may have committed since the index was read.
                 if is_temp or not self._query("SELECT 1 FROM models WHERE file_name = ?", (entry.name,)):
-                    os.unlink(entry.path)
-                    removed.append(entry.name)
+                    # Another process's sweep may have removed it first; that is the same outcome.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed.append(entry.name)
             finally:
                 os.close(descriptor)
-        if removed:
-            logger.warning(
-                "Removed %d unfinished model files from %s: %s", len(removed), self.directory, removed
-            )
-        missing = [model.name for model in self.list_models() if model.missing]
-        if missing:
-            logger.warning("These models are listed but their files are missing: %s", missing)
         return removed
 
-    def _row_to_model(self, row: tuple[Any, ...]) -> StoredModel:
-        values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    def _row_to_model(self, row: sqlite3.Row) -> StoredModel:
+        values = dict(row)
         values["config"] = json.loads(values["config"])
         values["metrics"] = json.loads(values["metrics"])
         missing = not (self.directory / values["file_name"]).is_file()
@@ -307,10 +325,10 @@ class ModelStore:
         """Save an already-serialized model (.tflite flatbuffer or .keras zip) as a new file and row."""
         if not isinstance(data, bytes | bytearray | memoryview) or not data:
             raise ValueError("data must be the non-empty bytes of a model file.")
-        _check_choice(format, FORMATS, "format")
-        if format == "keras" and bytes(data[:4]) != _ZIP_MAGIC:
+        check_format(format, stored=True)
+        if format == "keras" and bytes(data[:4]) != ZIP_MAGIC:
             raise ValueError("data is not a .keras file (a .keras file is a zip archive).")
-        if format.startswith("tflite") and bytes(data[4:8]) != _TFLITE_IDENTIFIER:
+        if format.startswith("tflite") and bytes(data[4:8]) != TFLITE_IDENTIFIER:
             raise ValueError(f"data is not a TFLite flatbuffer, so it cannot be saved as {format}.")
 
         def write(path: Path, descriptor: int) -> None:
@@ -339,24 +357,29 @@ class ModelStore:
         parent_id: str | None,
     ) -> StoredModel:
         validate_name(name)
-        _check_choice(task, TASKS, "task")
-        _check_choice(format, FORMATS, "format")
+        _check_choice(task, TASK_NAMES, "task")
+        suffix = check_format(format, stored=True).suffix
         config_text, metrics_text = _to_json(config, "config"), _to_json(metrics, "metrics")
         # Checked before writing so the usual mistakes cost no disk work; the index re-checks on insert.
         self._check_name_free(name)
         if parent_id is not None:
             self.get(parent_id)
         model_id = uuid.uuid4().hex
-        file_name = model_id + (".keras" if format == "keras" else ".tflite")
+        file_name = model_id + suffix
         final_path = self.directory / file_name
         temp_path = self.directory / (TEMP_PREFIX + file_name)
         descriptor = None
         committed = False
         try:
-            descriptor = os.open(temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            # Held until the row is committed, so another store's orphan sweep leaves this file alone.
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            # Shared with other writers, exclusive against a sweep: no sweep can see the file unlocked.
+            with _directory_lock(self.directory, fcntl.LOCK_SH):
+                descriptor = os.open(temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                # Held until the row is committed, so other stores' sweeps leave this file alone.
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
             write(temp_path, descriptor)
+            # Keras writes by path; had the file been replaced meanwhile, the lock would not cover it.
+            if os.stat(temp_path).st_ino != os.fstat(descriptor).st_ino:
+                raise StoreError(f"could not save model {name!r}: its temp file was replaced meanwhile.")
             os.fsync(descriptor)
             size_bytes, digest = _size_and_digest(temp_path)
             os.replace(temp_path, final_path)
@@ -402,13 +425,13 @@ class ModelStore:
 
     def _check_name_free(self, name: str, *, except_id: str | None = None) -> None:
         rows = self._query("SELECT id FROM models WHERE name = ?", (name,))
-        if rows and rows[0][0] != except_id:
+        if rows and rows[0]["id"] != except_id:
             raise ValueError(f"a model named {name!r} already exists; choose another name.")
 
     def list_models(self, task: str | None = None) -> list[StoredModel]:
         """Every indexed model (of one task, if given), newest first; `missing` marks lost files."""
         if task is not None:
-            _check_choice(task, TASKS, "task")
+            _check_choice(task, TASK_NAMES, "task")
         rows = self._query(
             f"SELECT {_COLUMNS} FROM models WHERE ? IS NULL OR task = ? "
             "ORDER BY created DESC, rowid DESC",
@@ -564,38 +587,3 @@ def _size_and_digest(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
-
-
-def load_cached(
-    store: ModelStore,
-    cache: ModelCache,
-    model_id: str,
-    *,
-    on_progress: Callable[[float], None] | None = None,
-) -> keras.Model:
-    """The cached Keras model for `model_id`, else loaded through the store with progress and cached."""
-    # Asking the index first makes a deleted model fail here even while it is still cached.
-    record = store.get(model_id)
-    model = cache.get_or_load(
-        model_id, lambda: store.load_keras(model_id, on_progress=on_progress), size=record.size_bytes
-    )
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"the cache holds a {type(model).__name__} for {model_id!r}, not a Keras model.")
-    return model
-
-
-def load_with_progress(
-    store: ModelStore, cache: ModelCache, model_id: str, *, on_event: Callable[[object], None]
-) -> LoadFinished:
-    """Load through the cache (for the job runner), sending LoadProgress events and a LoadFinished."""
-    misses_before = cache.misses
-    started = time.perf_counter()
-    load_cached(store, cache, model_id, on_progress=lambda fraction: on_event(LoadProgress(fraction)))
-    finished = LoadFinished(
-        model_id=model_id,
-        seconds=time.perf_counter() - started,
-        # Another session's load of another model may count too; good enough for a label.
-        from_cache=cache.misses == misses_before,
-    )
-    on_event(finished)
-    return finished

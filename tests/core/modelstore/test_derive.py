@@ -72,3 +72,54 @@ def test_compare_stored_reports_every_format(tmp_path, mnist_dir):
     # Every format of the same weights gives (nearly) the same answers as the original.
     assert all(report.agreement >= 0.97 for report in reports)
     assert np.isclose(reports[0].accuracy, reports[2].accuracy, atol=0.01)
+
+
+def test_quantizing_a_renamed_model_again_picks_a_name_free_in_any_case(tmp_path):
+    store = ModelStore(tmp_path)
+    cache = ModelCache(64 * 2**20)
+    parent = store.save_keras(
+        tiny_addition_model(),
+        name="adder",
+        task="addition",
+        config={"digits": 1, "reverse": True},
+        metrics={},
+    )
+    first = derive_tflite(store, cache, parent.id, quantization="int8")
+    # The index compares names without case, so "Adder (int8)" is taken by "adder (int8)".
+    store.rename(parent.id, "Adder")
+    second = derive_tflite(store, cache, parent.id, quantization="int8")
+    assert first.name == "adder (int8)"
+    assert second.name == "Adder (int8 2)"
+
+
+def test_digits_models_are_scored_on_uploaded_mnist_when_the_server_has_none(
+    tmp_path, mnist_dir, monkeypatch
+):
+    from core import mnist as mnist_module
+    from core.modelstore import derive
+
+    uploaded = mnist_module.cached_mnist(mnist_dir)
+
+    def nowhere(*args, **kwargs):
+        raise mnist_module.MnistNotFoundError("MNIST was not found <urlopen error offline>")
+
+    monkeypatch.setattr(derive, "cached_mnist", nowhere)
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    store = ModelStore(tmp_path)
+    record = store.save_keras(
+        keras.Model(inputs, outputs), name="tiny digits", task="digits", config={}, metrics={}
+    )
+    cache = ModelCache(64 * 2**20)
+    # Without an upload: a message saying what to do on this app, not the loader's error.
+    try:
+        derive_tflite(store, cache, record.id, quantization="int8")
+    except ValueError as error:
+        message = str(error)
+    else:
+        raise AssertionError("quantizing without MNIST anywhere should be refused")
+    assert "upload the four MNIST files on the Digit Recognizer page" in message
+    assert "urlopen" not in message
+    # With the session's upload, the copy is scored on it.
+    child = derive_tflite(store, cache, record.id, quantization="int8", mnist=uploaded)
+    assert 0.0 <= child.metrics["accuracy"] <= 1.0

@@ -21,17 +21,18 @@ from keras import layers
 
 from core.addition import AdditionConfig, build_addition_rnn
 from core.modelstore.cache import ModelCache
+from core.modelstore.loading import load_cached
 from core.modelstore.store import (
     INDEX_FILE_NAME,
+    SWEEP_LOCK_FILE_NAME,
     TEMP_PREFIX,
     CorruptModelError,
     ModelNotFoundError,
     ModelStore,
     StoreError,
     default_store_directory,
-    detect_task,
-    load_cached,
 )
+from core.modelstore.trust import detect_task
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 # The smallest bytes the store accepts as a TFLite file: a FlatBuffers header with the "TFL3" identifier.
@@ -59,8 +60,12 @@ def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 
 def model_files(directory: Path) -> list[str]:
-    """The files in a store directory other than the SQLite index and its journals."""
-    return sorted(name for name in os.listdir(directory) if not name.startswith(INDEX_FILE_NAME))
+    """The files in a store directory other than the SQLite index, its journals and the sweep lock."""
+    return sorted(
+        name
+        for name in os.listdir(directory)
+        if not name.startswith(INDEX_FILE_NAME) and name != SWEEP_LOCK_FILE_NAME
+    )
 
 
 def save_digits(store: ModelStore, model: keras.Model, name: str) -> str:
