@@ -15,6 +15,8 @@ st.caption(
 )
 if "cache_load_job_id" not in st.session_state:
     st.session_state["cache_load_job_id"] = None
+if "cache_upload_job_id" not in st.session_state:
+    st.session_state["cache_upload_job_id"] = None
 store = store_or_error()
 if store is None:
     st.stop()

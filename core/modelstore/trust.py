@@ -183,7 +183,9 @@ def _parse_archive(data: bytes) -> dict[str, _Member]:
         if external & 0x10:
             raise UploadRefused(f"the member {name!r} is a directory, not a file.")
         if 0xFFFFFFFF in (compressed_size, size, local_offset):
-            raise UploadRefused(f"the member {name!r} uses ZIP64 sizes, which a .keras upload never needs.")
+            raise UploadRefused(
+                f"the member {name!r} uses ZIP64 sizes, which a .keras upload never needs."
+            )
         limit = {"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_METADATA_BYTES}.get(
             name, MAX_WEIGHTS_BYTES
         )
@@ -260,7 +262,9 @@ def iter_member(data: bytes, member: _Member) -> Iterator[bytes]:
     if member.method == 0:
         if member.compressed_size != member.size:
             raise UploadRefused(f"the stored member {member.name!r} has inconsistent sizes.")
-        chunks: Iterator[bytes] = (bytes(raw[start : start + _CHUNK]) for start in range(0, len(raw), _CHUNK))
+        chunks: Iterator[bytes] = (
+            bytes(raw[start : start + _CHUNK]) for start in range(0, len(raw), _CHUNK)
+        )
     else:
         chunks = _inflate(raw, member)
     for chunk in chunks:
@@ -294,7 +298,9 @@ def _inflate(raw: memoryview, member: _Member) -> Iterator[bytes]:
         if tail:
             yield tail[: member.size + 1]
     except zlib.error as error:
-        raise UploadRefused(f"the member {member.name!r} has corrupt compressed data ({error}).") from error
+        raise UploadRefused(
+            f"the member {member.name!r} has corrupt compressed data ({error})."
+        ) from error
     if not inflater.eof or inflater.unused_data:
         raise UploadRefused(f"the member {member.name!r} has corrupt or trailing compressed data.")
 
@@ -537,9 +543,7 @@ LOSSES: dict[str, frozenset[str]] = {
         {"name", "reduction", "from_logits", "ignore_class", "axis", "dtype"}
     ),
 }
-METRIC_NAMES = frozenset(
-    {"accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"}
-)
+METRIC_NAMES = frozenset({"accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"})
 DTYPES = frozenset({"float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"})
 _COMPILE_KEYS = frozenset(
     {"optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
@@ -570,12 +574,13 @@ _CONSTRAINT_KEYS = frozenset(
 
 
 def _refuse(where: str, what: str) -> UploadRefused:
-    return UploadRefused(f"config.json {where}: {what}; only the built-in Keras pieces the two tasks use "
-                         "are accepted.")  # fmt: skip
+    return UploadRefused(
+        f"config.json {where}: {what}; only the built-in Keras pieces the two tasks use are accepted."
+    )
 
 
 def _check_scalars(root: object) -> None:
-    """Every value is a short string, a finite number, a bool or None, in a bounded tree (no recursion)."""
+    """Every value is a short string, finite number, bool or None, in a bounded tree (no recursion)."""
     stack: list[object] = [root]
     nodes = 0
     while stack:
@@ -612,7 +617,9 @@ def _check_scalars(root: object) -> None:
 def _check_code_reference(node: dict[str, Any]) -> None:
     # The two commonest ways to smuggle code get their own message.
     if node.get("class_name") in ("Lambda", "__lambda__") or "__lambda__" in node:
-        raise UploadRefused("this model contains a Lambda layer, which can run arbitrary code; it was refused.")
+        raise UploadRefused(
+            "this model contains a Lambda layer, which can run arbitrary code; it was refused."
+        )
     module = node.get("module")
     if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
         raise UploadRefused(
@@ -666,7 +673,9 @@ def _check_dtype(value: object, *, where: str) -> None:
     if isinstance(value, str):
         _check_choice(value, DTYPES, where=where)
         return
-    config = _check_object(value, where=where, module="keras", classes={"DTypePolicy": frozenset({"name"})})
+    config = _check_object(
+        value, where=where, module="keras", classes={"DTypePolicy": frozenset({"name"})}
+    )
     _check_choice(config.get("name"), DTYPES, where=where)
 
 
@@ -777,7 +786,9 @@ def _pooled(size: int, window: int, stride: int, padding: str) -> int:
     return -(-size // stride) if padding == "same" else (size - window) // stride + 1
 
 
-def _layer_output(class_name: str, config: dict[str, Any], shape: Shape, *, where: str) -> tuple[Shape, int]:
+def _layer_output(
+    class_name: str, config: dict[str, Any], shape: Shape, *, where: str
+) -> tuple[Shape, int]:
     """The output shape and parameter count of one allowed layer given its input shape."""
     features = shape[-1] or 0
     if class_name == "Dense":
@@ -843,7 +854,9 @@ def _layer_output(class_name: str, config: dict[str, Any], shape: Shape, *, wher
         target = config.get("target_shape")
         if not isinstance(target, list) or not 1 <= len(target) <= 4:
             raise _refuse(where, f"{_short(target)} is not a target shape")
-        sides = tuple(_whole(side, where=f"{where}.target_shape", low=1, high=1_000_000) for side in target)
+        sides = tuple(
+            _whole(side, where=f"{where}.target_shape", low=1, high=1_000_000) for side in target
+        )
         if _elements((None, *sides)) != _elements(shape):
             raise _refuse(where, f"cannot reshape {shape} to {sides}")
         return (None, *sides), 0
@@ -868,13 +881,17 @@ class _Count:
     parameters: int = 0
 
 
-def _check_model(node: object, *, where: str, count: _Count, input_shape: Shape | None) -> tuple[Shape, Shape]:
+def _check_model(
+    node: object, *, where: str, count: _Count, input_shape: Shape | None
+) -> tuple[Shape, Shape]:
     """Check a Functional or Sequential model config; its (input shape, output shape)."""
     if not isinstance(node, dict) or not set(node) <= _LAYER_KEYS:
         raise _refuse(where, "the model is not a serialized Keras model")
     kind = _MODEL_MODULES.get((node.get("module"), node.get("class_name")))  # type: ignore[arg-type]
     if kind is None:
-        raise _refuse(where, f"model class {_short(node.get('module'))}.{_short(node.get('class_name'))}")
+        raise _refuse(
+            where, f"model class {_short(node.get('module'))}.{_short(node.get('class_name'))}"
+        )
     if node.get("registered_name") not in (None, kind):
         raise _refuse(where, f"registered name {_short(node.get('registered_name'))}")
     config = node.get("config")
@@ -913,7 +930,9 @@ def _check_layer(layer: object, *, where: str, count: _Count, shape: Shape | Non
     here = f"{where}[{_short(config.get('name'))}]"
     _check_layer_arguments(str(class_name), config, where=here)
     build_config = layer.get("build_config")
-    if build_config is not None and (not isinstance(build_config, dict) or set(build_config) - {"input_shape"}):
+    if build_config is not None and (
+        not isinstance(build_config, dict) or set(build_config) - {"input_shape"}
+    ):
         raise _refuse(here, "build_config holds more than an input shape")
     if class_name == "InputLayer":
         return _batch_shape(config.get("batch_shape"), where=f"{here}.batch_shape")
@@ -928,7 +947,8 @@ def _check_layer(layer: object, *, where: str, count: _Count, shape: Shape | Non
     count.parameters += parameters
     if count.parameters > MAX_PARAMETERS:
         raise UploadRefused(
-            f"the model declares more than {MAX_PARAMETERS:,} weights; an upload may have at most that many."
+            f"the model declares more than {MAX_PARAMETERS:,} weights; an upload may have at most "
+            "that many."
         )
     if _elements(output) > MAX_ACTIVATIONS_PER_SAMPLE:
         raise _refuse(here, f"its output {output} is far larger than either task needs")
@@ -982,7 +1002,11 @@ def _check_functional(
     # Keras writes one reference (or a list of one) for single-input, single-output models.
     if isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], list):
         inputs = inputs[0]
-    if isinstance(output_layers, list) and len(output_layers) == 1 and isinstance(output_layers[0], list):
+    if (
+        isinstance(output_layers, list)
+        and len(output_layers) == 1
+        and isinstance(output_layers[0], list)
+    ):
         output_layers = output_layers[0]
     input_name = _history(inputs, where=f"{where}.input_layers")
     output_name = _history(output_layers, where=f"{where}.output_layers")
@@ -1008,8 +1032,10 @@ def _check_functional(
         if set(node) - {"args", "kwargs"}:
             raise _refuse(here, "a connection holds keys Keras does not write")
         kwargs = node.get("kwargs", {})
-        if not isinstance(kwargs, dict) or set(kwargs) - {"training", "mask"} or any(
-            value not in (None, True, False) for value in kwargs.values()
+        if (
+            not isinstance(kwargs, dict)
+            or set(kwargs) - {"training", "mask"}
+            or any(value not in (None, True, False) for value in kwargs.values())
         ):
             raise _refuse(here, "a connection passes arguments other than training and mask")
         args = node.get("args")
@@ -1026,19 +1052,27 @@ def _check_functional(
             raise _refuse(here, "a connection is not a plain Keras tensor")
         source = _history(tensor_config.get("keras_history"), where=here)
         if source not in outputs:
-            raise _refuse(here, f"it reads the output of {_short(source)}, which comes later or not at all")
+            raise _refuse(
+                here, f"it reads the output of {_short(source)}, which comes later or not at all"
+            )
         if "dtype" in tensor_config:
             _check_dtype(tensor_config["dtype"], where=f"{here}.dtype")
         declared = tensor_config.get("shape")
-        if declared is not None and (not isinstance(declared, list) or tuple(declared) != outputs[source]):
+        if declared is not None and (
+            not isinstance(declared, list) or tuple(declared) != outputs[source]
+        ):
             raise _refuse(here, f"its input is declared as {_short(declared)}, not {outputs[source]}")
         outputs[name] = _check_layer(layer, where=here, count=count, shape=outputs[source])
     if input_name not in outputs or output_name not in outputs:
         raise _refuse(where, "the model's input or output layer is missing")
     first = next(iter(outputs.values()))
-    if outputs[input_name] != first or sum(
-        1 for layer in layers if isinstance(layer, dict) and layer.get("class_name") == "InputLayer"
-    ) != 1:
+    if (
+        outputs[input_name] != first
+        or sum(
+            1 for layer in layers if isinstance(layer, dict) and layer.get("class_name") == "InputLayer"
+        )
+        != 1
+    ):
         raise _refuse(where, "the model must have exactly one input layer")
     return outputs[input_name], outputs[output_name]
 
@@ -1061,7 +1095,7 @@ def check_config(config: object) -> ArchiveReport:
 
 
 def check_keras_archive(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ArchiveReport:
-    """Every check that needs only the bytes: size, zip layout, members, JSON, allowlist, declared sizes."""
+    """Every check that needs only the bytes: size, zip layout, JSON, allowlist, declared sizes."""
     if not isinstance(data, bytes | bytearray):
         raise UploadRefused("the upload must be the bytes of a .keras file.")
     data = bytes(data)
