@@ -230,7 +230,7 @@ def check_weights_file(path: Path, *, max_elements: int) -> int:
                 if stored != elements * item.dtype.itemsize:
                     raise UploadRefused(
                         f"{where} declares {elements:,} values "
-                        f"({elements * item.dtype.itemsize:,} bytes) but the file stores {stored:,} bytes."
+                        f"({elements * item.dtype.itemsize:,} bytes) but stores {stored:,}."
                     )
                 if item.dtype.kind == "f" and not np.isfinite(item[()]).all():
                     raise UploadRefused(
