@@ -188,7 +188,7 @@ def _parse_answer(raw: bytes) -> dict[str, Any] | None:
 
 def check_weights_file(path: Path, *, max_elements: int) -> int:
     """Refuse an HDF5 weights file with links, filters, lying shapes or non-finite values; its size."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
     import numpy as np
 
     total = 0

@@ -251,7 +251,7 @@ def _check_local_header(data: bytes, offset: int, raw_name: bytes, *, method: in
         )
     if local_method != method or (local_flags & 0x49) != (flags & 0x49):
         raise UploadRefused(f"the member {raw_name.decode('latin-1')!r} has mismatched zip headers.")
-    return offset + 30 + name_length + extra_length
+    return int(offset + 30 + name_length + extra_length)
 
 
 def iter_member(data: bytes, member: _Member) -> Iterator[bytes]:
