@@ -185,9 +185,9 @@ def upload_ui(store: ModelStore) -> None:
                 st.session_state["cache_upload_message"] = message
                 # A full rerun stops the polling and lists an added model.
                 st.rerun()
-            message = st.session_state.get("cache_upload_message")
-            if message:
-                (st.error if message.startswith("Refused") else st.success)(message)
+            shown = st.session_state.get("cache_upload_message")
+            if shown:
+                (st.error if shown.startswith("Refused") else st.success)(shown)
 
         status()
 
