@@ -199,7 +199,9 @@ def _parse_archive(data: bytes) -> dict[str, _Member]:
                 f"the member {name!r} is not where a .keras file would put it (prepended data, a gap "
                 "or overlapping members)."
             )
-        data_start = _check_local_header(data, local_offset, raw_name, method=method, flags=flags)
+        data_start = _check_local_header(
+            data, local_offset, raw_name, method=method, flags=flags, sizes=(crc, compressed_size, size)
+        )
         expected_local = data_start + compressed_size
         if flags & 0x8:
             # A data descriptor follows the data: optional signature, then crc and two sizes.
@@ -237,12 +239,24 @@ def _check_name(raw_name: bytes) -> str:
     return name
 
 
-def _check_local_header(data: bytes, offset: int, raw_name: bytes, *, method: int, flags: int) -> int:
+def _check_local_header(
+    data: bytes, offset: int, raw_name: bytes, *, method: int, flags: int, sizes: tuple[int, int, int]
+) -> int:
     if offset + _LOCAL_HEADER.size > len(data):
         raise UploadRefused("this zip archive is truncated.")
-    signature, _needed, local_flags, local_method, _t, _d, _crc, _cs, _s, name_length, extra_length = (
-        _LOCAL_HEADER.unpack_from(data, offset)
-    )
+    (
+        signature,
+        _needed,
+        local_flags,
+        local_method,
+        _t,
+        _d,
+        crc,
+        compressed,
+        size,
+        name_length,
+        extra_length,
+    ) = _LOCAL_HEADER.unpack_from(data, offset)
     local_name = data[offset + 30 : offset + 30 + name_length]
     if signature != _ZIP_MAGIC or local_name != raw_name:
         raise UploadRefused(
@@ -251,6 +265,12 @@ def _check_local_header(data: bytes, offset: int, raw_name: bytes, *, method: in
         )
     if local_method != method or (local_flags & 0x49) != (flags & 0x49):
         raise UploadRefused(f"the member {raw_name.decode('latin-1')!r} has mismatched zip headers.")
+    # With a data descriptor the local sizes may be zero; otherwise both headers must agree.
+    if not flags & 0x8 and (crc, compressed, size) != sizes:
+        raise UploadRefused(
+            f"the member {raw_name.decode('latin-1')!r} has sizes or a checksum in its local header "
+            "that differ from the archive's directory (ZIP64 or a tampered file)."
+        )
     return int(offset + 30 + name_length + extra_length)
 
 
@@ -481,9 +501,26 @@ _MODEL_MODULES = {
     ("keras.src.models.sequential", "Sequential"): "Sequential",
 }
 ACTIVATIONS = frozenset(
-    {"linear", "relu", "sigmoid", "softmax", "tanh", "elu", "selu", "gelu", "softplus", "softsign",
-     "swish", "silu", "hard_sigmoid", "leaky_relu", "relu6", "exponential", "log_softmax"}
-)  # fmt: skip
+    {
+        "linear",
+        "relu",
+        "sigmoid",
+        "softmax",
+        "tanh",
+        "elu",
+        "selu",
+        "gelu",
+        "softplus",
+        "softsign",
+        "swish",
+        "silu",
+        "hard_sigmoid",
+        "leaky_relu",
+        "relu6",
+        "exponential",
+        "log_softmax",
+    }
+)
 INITIALIZERS: dict[str, frozenset[str]] = {
     "GlorotUniform": frozenset({"seed", "input_axes", "output_axes"}),
     "GlorotNormal": frozenset({"seed", "input_axes", "output_axes"}),
@@ -499,9 +536,21 @@ INITIALIZERS: dict[str, frozenset[str]] = {
     "TruncatedNormal": frozenset({"seed", "mean", "stddev"}),
 }
 INITIALIZER_NAMES = frozenset(
-    {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-     "orthogonal", "zeros", "ones", "random_normal", "random_uniform", "truncated_normal"}
-)  # fmt: skip
+    {
+        "glorot_uniform",
+        "glorot_normal",
+        "he_uniform",
+        "he_normal",
+        "lecun_uniform",
+        "lecun_normal",
+        "orthogonal",
+        "zeros",
+        "ones",
+        "random_normal",
+        "random_uniform",
+        "truncated_normal",
+    }
+)
 REGULARIZERS: dict[str, frozenset[str]] = {
     "L1": frozenset({"l1"}),
     "L2": frozenset({"l2"}),
@@ -514,9 +563,20 @@ CONSTRAINTS: dict[str, frozenset[str]] = {
     "MinMaxNorm": frozenset({"min_value", "max_value", "rate", "axis"}),
 }
 _OPTIMIZER_COMMON = frozenset(
-    {"name", "learning_rate", "weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema",
-     "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"}
-)  # fmt: skip
+    {
+        "name",
+        "learning_rate",
+        "weight_decay",
+        "clipnorm",
+        "global_clipnorm",
+        "clipvalue",
+        "use_ema",
+        "ema_momentum",
+        "ema_overwrite_frequency",
+        "loss_scale_factor",
+        "gradient_accumulation_steps",
+    }
+)
 OPTIMIZERS: dict[str, frozenset[str]] = {
     "Adam": _OPTIMIZER_COMMON | {"beta_1", "beta_2", "epsilon", "amsgrad"},
     "AdamW": _OPTIMIZER_COMMON | {"beta_1", "beta_2", "epsilon", "amsgrad"},
@@ -546,9 +606,18 @@ LOSSES: dict[str, frozenset[str]] = {
 METRIC_NAMES = frozenset({"accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"})
 DTYPES = frozenset({"float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"})
 _COMPILE_KEYS = frozenset(
-    {"optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-     "steps_per_execution", "jit_compile", "auto_scale_loss"}
-)  # fmt: skip
+    {
+        "optimizer",
+        "loss",
+        "loss_weights",
+        "metrics",
+        "weighted_metrics",
+        "run_eagerly",
+        "steps_per_execution",
+        "jit_compile",
+        "auto_scale_loss",
+    }
+)
 _OBJECT_KEYS = frozenset({"module", "class_name", "config", "registered_name", "shared_object_id"})
 _LAYER_KEYS = _OBJECT_KEYS | {"build_config", "name", "inbound_nodes", "compile_config"}
 _ENUMS: dict[str, frozenset[object]] = {
@@ -560,17 +629,35 @@ _ENUMS: dict[str, frozenset[object]] = {
     "jit_compile": frozenset({True, False, "auto"}),
 }
 _INITIALIZER_KEYS = frozenset(
-    {"kernel_initializer", "bias_initializer", "recurrent_initializer", "beta_initializer",
-     "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer"}
-)  # fmt: skip
+    {
+        "kernel_initializer",
+        "bias_initializer",
+        "recurrent_initializer",
+        "beta_initializer",
+        "gamma_initializer",
+        "moving_mean_initializer",
+        "moving_variance_initializer",
+    }
+)
 _REGULARIZER_KEYS = frozenset(
-    {"kernel_regularizer", "bias_regularizer", "recurrent_regularizer", "activity_regularizer",
-     "beta_regularizer", "gamma_regularizer"}
-)  # fmt: skip
+    {
+        "kernel_regularizer",
+        "bias_regularizer",
+        "recurrent_regularizer",
+        "activity_regularizer",
+        "beta_regularizer",
+        "gamma_regularizer",
+    }
+)
 _CONSTRAINT_KEYS = frozenset(
-    {"kernel_constraint", "bias_constraint", "recurrent_constraint", "beta_constraint",
-     "gamma_constraint"}
-)  # fmt: skip
+    {
+        "kernel_constraint",
+        "bias_constraint",
+        "recurrent_constraint",
+        "beta_constraint",
+        "gamma_constraint",
+    }
+)
 
 
 def _refuse(where: str, what: str) -> UploadRefused:
@@ -716,8 +803,12 @@ def _check_compile(compile_config: object) -> None:
     if compile_config is None or compile_config == {}:
         return
     if not isinstance(compile_config, dict) or not set(compile_config) <= _COMPILE_KEYS:
-        raise _refuse("compile_config", f"keys {_short(sorted(compile_config))} are not accepted"
-                      if isinstance(compile_config, dict) else "it is not an object")  # fmt: skip
+        raise _refuse(
+            "compile_config",
+            f"keys {_short(sorted(compile_config))} are not accepted"
+            if isinstance(compile_config, dict)
+            else "it is not an object",
+        )
     for key, value in compile_config.items():
         where = f"compile_config.{key}"
         if key == "optimizer":
@@ -726,11 +817,18 @@ def _check_compile(compile_config: object) -> None:
                 continue
             if not isinstance(value, dict):
                 raise _refuse(where, "the optimizer is neither a name nor a built-in optimizer")
-            learning_rate = value.get("config", {}).get("learning_rate") if isinstance(
-                value.get("config"), dict) else None  # fmt: skip
+            learning_rate = (
+                value.get("config", {}).get("learning_rate")
+                if isinstance(value.get("config"), dict)
+                else None
+            )
             if isinstance(learning_rate, dict):
-                _check_object(learning_rate, where=f"{where}.learning_rate",
-                              module="keras.optimizers.schedules", classes=SCHEDULES)  # fmt: skip
+                _check_object(
+                    learning_rate,
+                    where=f"{where}.learning_rate",
+                    module="keras.optimizers.schedules",
+                    classes=SCHEDULES,
+                )
                 value = {**value, "config": {**value["config"], "learning_rate": 0.001}}
             _check_object(value, where=where, module="keras.optimizers", classes=OPTIMIZERS)
         elif key == "loss":
@@ -772,8 +870,10 @@ def _pair(value: object, *, where: str, low: int, high: int) -> tuple[int, int]:
         value = [value, value]
     if not isinstance(value, list) or len(value) != 2:
         raise _refuse(where, f"{_short(value)} is not a pair of whole numbers")
-    return (_whole(value[0], where=where, low=low, high=high),
-            _whole(value[1], where=where, low=low, high=high))  # fmt: skip
+    return (
+        _whole(value[0], where=where, low=low, high=high),
+        _whole(value[1], where=where, low=low, high=high),
+    )
 
 
 def _batch_shape(value: object, *, where: str) -> Shape:
@@ -822,8 +922,10 @@ def _layer_output(
         _whole(config.get("groups", 1), where=f"{where}.groups", low=1, high=1)
         del dilation
         padding = str(config.get("padding", "valid"))
-        height, width = (_pooled(int(side or 0), k, s, padding) for side, k, s in
-                         zip(shape[1:3], kernel, strides, strict=True))  # fmt: skip
+        height, width = (
+            _pooled(int(side or 0), k, s, padding)
+            for side, k, s in zip(shape[1:3], kernel, strides, strict=True)
+        )
         if height < 1 or width < 1:
             raise _refuse(where, "the convolution's window is larger than its input")
         bias = filters if config.get("use_bias", True) else 0
@@ -833,11 +935,16 @@ def _layer_output(
             raise _refuse(where, f"{class_name} needs an image input, not {shape}")
         pool = _pair(config.get("pool_size", 2), where=f"{where}.pool_size", low=1, high=28)
         strides_value = config.get("strides")
-        strides = pool if strides_value is None else _pair(strides_value, where=f"{where}.strides",
-                                                           low=1, high=28)  # fmt: skip
+        strides = (
+            pool
+            if strides_value is None
+            else _pair(strides_value, where=f"{where}.strides", low=1, high=28)
+        )
         padding = str(config.get("padding", "valid"))
-        height, width = (_pooled(int(side or 0), k, s, padding) for side, k, s in
-                         zip(shape[1:3], pool, strides, strict=True))  # fmt: skip
+        height, width = (
+            _pooled(int(side or 0), k, s, padding)
+            for side, k, s in zip(shape[1:3], pool, strides, strict=True)
+        )
         if height < 1 or width < 1:
             raise _refuse(where, "the pooling window is larger than its input")
         return (None, height, width, shape[3]), 0
