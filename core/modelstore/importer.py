@@ -49,7 +49,7 @@ _CHILD_MODULE = "core.modelstore.importer"
 
 def import_timeout_seconds() -> float:
     """`$LTL_IMPORT_TIMEOUT`: wall-clock seconds an upload's child process may take (default 120)."""
-    return env_number("LTL_IMPORT_TIMEOUT", default=120, low=5, high=3_600)
+    return env_number("LTL_IMPORT_TIMEOUT", default=120, low=1, high=3_600)
 
 
 @dataclass(frozen=True, slots=True)
