@@ -170,28 +170,26 @@ def test_valid_uploads_are_stored_as_the_childs_canonical_copy(
 
 
 @pytest.mark.parametrize(
-    ("build", "message"),
+    ("edit", "message"),
     [
-        (lambda data, tmp: edited_weights(data, set_value("layers/dense_1/vars/1", np.nan, everywhere=False), tmp),
-         "NaN or infinite"),
-        (lambda data, tmp: edited_weights(data, set_value("layers/dense/vars/0", np.inf, everywhere=True), tmp),
-         "NaN or infinite"),
-        (lambda data, tmp: edited_weights(data, unwritten("layers/conv2d/vars/0", 2**26), tmp),
-         "holds more than"),
+        (set_value("layers/dense_1/vars/1", np.nan, everywhere=False), "NaN or infinite"),
+        (set_value("layers/dense/vars/0", np.inf, everywhere=True), "NaN or infinite"),
+        (unwritten("layers/conv2d/vars/0", 2**26), "holds more than"),
     ],
     ids=["one-nan-bias", "inf-kernel", "declared-2**26-floats-stored-empty"],
-)  # fmt: skip
+)
 def test_hostile_weights_are_refused_by_the_child(
-    build: Callable[[bytes, Path], bytes],
+    edit: Callable[[h5py.File], None],
     message: str,
     store: ModelStore,
     valid_uploads: dict[str, bytes],
     tmp_path: Path,
 ) -> None:
+    hostile = edited_weights(valid_uploads["digits-seed"], edit, tmp_path)
     before = children_left()
     listing = sorted(os.listdir(store.directory))
     with pytest.raises(UploadRefused, match=message):
-        store.upload_keras(build(valid_uploads["digits-seed"], tmp_path), name="hostile")
+        store.upload_keras(hostile, name="hostile")
     assert store.list_models() == []
     assert sorted(os.listdir(store.directory)) == listing
     assert children_left() == before
