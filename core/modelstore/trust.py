@@ -377,6 +377,8 @@ def check_metadata(metadata: object) -> None:
     ):
         raise UploadRefused("metadata.json holds values Keras never writes there.")
     version = metadata.get("keras_version")
+    if version is None:
+        raise UploadRefused("metadata.json does not say which Keras version saved the file.")
     if not isinstance(version, str) or not re.fullmatch(r"3\.\d{1,3}\.\d{1,3}([.\w+-]{0,32})", version):
         raise UploadRefused(
             f"metadata.json says the file was saved by Keras {version!r}; only Keras 3 .keras files "
@@ -996,6 +998,8 @@ def _check_model(
     if not isinstance(node, dict) or not set(node) <= _LAYER_KEYS:
         raise _refuse(where, "the model is not a serialized Keras model")
     kind = _MODEL_MODULES.get((node.get("module"), node.get("class_name")))  # type: ignore[arg-type]
+    if kind is None and "class_name" not in node:
+        raise _refuse(where, "it does not name a Keras model class")
     if kind is None:
         raise _refuse(
             where, f"model class {_short(node.get('module'))}.{_short(node.get('class_name'))}"

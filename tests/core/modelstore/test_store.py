@@ -558,7 +558,10 @@ def test_upload_refuses_an_oversized_file(
         ({"metadata.json": b"{}"}, "lacks config.json, model.weights.h5"),
         ({"saved_model.pb": b"", "variables/variables.index": b""}, "TensorFlow SavedModel"),
         ({"config.json": b"{not json"}, "lacks metadata.json, model.weights.h5"),
-        ({"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b""}, "metadata.json holds"),
+        (
+            {"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b""},
+            "does not say which Keras version",
+        ),
         (
             {
                 "config.json": b"{not json",
