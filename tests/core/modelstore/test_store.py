@@ -576,7 +576,7 @@ def test_upload_refuses_an_oversized_file(
                 "metadata.json": b'{"keras_version": "3.15.1"}',
                 "model.weights.h5": b"",
             },
-            "config.json model: the model is not a serialized Keras model",
+            "does not name a Keras model class",
         ),
     ],
 )
