@@ -81,6 +81,14 @@ def deflate_bomb(contents: dict[str, bytes], mebibytes: int) -> bytes:
     return buffer.getvalue()
 
 
+def add_layers(config: dict) -> None:
+    """1,500 more Dropout-like copies of the layer before the output, in the middle of the model."""
+    layers = config["config"]["layers"]
+    template = layers[-2]
+    extra = [{**template, "name": f"extra_{index}"} for index in range(1_500)]
+    layers[1:1] = extra
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "seed.keras"
@@ -89,17 +97,9 @@ def main() -> None:
         bomb = members(base)
         cases: dict[str, bytes] = {
             "deflate-bomb-512MiB": deflate_bomb(bomb, 512),
-            "1500-layers": with_config(
-                base,
-                lambda config: config["config"]["layers"][1:1].extend(
-                    [
-                        dict(config["config"]["layers"][-2], name=f"extra_{index}")
-                        for index in range(1_500)
-                    ]
-                ),
-            ),
+            "1500-layers": with_config(base, add_layers),
             "nested-100000": rezip({**bomb, "config.json": b"[" * 100_000 + b"]" * 100_000}),
-            "dense-134M-weights": with_config(
+            "dense-1.6G-weights": with_config(
                 base, lambda config: config["config"]["layers"][-2]["config"].update(units=4_000_000)
             ),
         }
