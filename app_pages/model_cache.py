@@ -22,6 +22,8 @@ st.caption(
 )
 defaults: dict[str, object] = {
     "cache_load_job_id": None,
+    "cache_upload_job_id": None,
+    "cache_upload_message": None,
     "cache_sort": "newest first",
     "cache_delete_sure": False,
     "cache_rename_error": None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,7 @@ from core.modelstore.formats import FORMATS, QUANTIZATIONS
 from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
 from core.tasks import TASKS, score
 from ui.charts import formats_chart
+from ui.resources import get_runner, session_handle
 from ui.saved_models import describe
 
 # The orders the table and the picker can take: label -> (sort key, newest-first order reversed).
@@ -231,23 +233,62 @@ def load_status_ui(runner: JobRunner) -> None:
 
 
 def upload_ui(store: ModelStore) -> None:
-    """Upload a .keras file: size-limited, loaded in safe mode, checked to fit a task, then listed."""
+    """Upload a .keras file: checked in a limited child process as a runner job, then listed."""
+    runner, owner = get_runner(), session_handle().owner
     with st.expander("Upload a .keras model"):
         st.caption(
             f"Only `.keras` files up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB with built-in layers; "
-            "SavedModel and .h5 files are refused because they can carry code."
+            "SavedModel and .h5 files are refused because they can carry code. Each file is opened in a "
+            "separate, limited process and saved as a fresh copy."
         )
         uploaded = st.file_uploader("Model file", type=["keras"], key="cache_upload")
         name = st.text_input("Name for it", max_chars=64, key="cache_upload_name")
         clicked = st.button("Add to the store", key="cache_upload_add", disabled=uploaded is None)
         if clicked and uploaded is not None:
+            data, chosen = uploaded.getvalue(), name.strip() or uploaded.name[:-6]
+
+            def work(emit: Any, stop: Any) -> StoredModel | str:
+                # A refusal is an answer, not a failed job: keep its message as the result.
+                try:
+                    return store.upload_keras(data, name=chosen)
+                except ValueError as error:
+                    return f"Refused: {error}"
+
             try:
-                record = store.upload_keras(uploaded.getvalue(), name=name.strip() or uploaded.name[:-6])
-            except ValueError as error:
-                st.error(f"Refused: {error}")
+                job = runner.submit(work, owner=owner, kind="cache-upload")
+            except QueueFullError as error:
+                st.error(str(error))
             else:
                 _forget_messages()
-                st.success(f"Added “{record.name}” as a {record.task} model.")
+                st.session_state["cache_upload_job_id"] = job.id
+                st.session_state["cache_upload_message"] = None
+        live = st.session_state.get("cache_upload_job_id") is not None
+
+        @st.fragment(run_every=0.5 if live else None)
+        def status() -> None:
+            job = runner.get(st.session_state.get("cache_upload_job_id"))
+            if job is not None and not job.state.done:
+                st.progress(
+                    min(job.elapsed / 20, 0.95),
+                    text=f"Checking the file in a separate process… {job.elapsed:.0f} s",
+                )
+                return
+            if job is not None:
+                st.session_state["cache_upload_job_id"] = None
+                if isinstance(job.result, StoredModel):
+                    message = f"Added “{job.result.name}” as a {job.result.task} model."
+                elif isinstance(job.result, str):
+                    message = job.result
+                else:
+                    message = f"Refused: {job.error or 'the upload was cancelled.'}"
+                st.session_state["cache_upload_message"] = message
+                # A full rerun stops the polling and lists an added model.
+                st.rerun()
+            shown = st.session_state.get("cache_upload_message")
+            if shown:
+                (st.error if shown.startswith("Refused") else st.success)(shown)
+
+        status()
 
 
 def formats_ui(

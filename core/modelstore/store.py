@@ -29,12 +29,8 @@ from typing import Any
 import keras
 
 from core.modelstore.formats import STORED_FORMATS, TFLITE_IDENTIFIER, ZIP_MAGIC, check_format
-from core.modelstore.trust import (
-    MAX_UPLOAD_BYTES,
-    check_keras_archive,
-    detect_task,
-    load_keras_bytes,
-)
+from core.modelstore.importer import import_keras
+from core.modelstore.trust import MAX_UPLOAD_BYTES, load_keras_bytes
 from core.tasks import TASK_NAMES
 
 INDEX_FILE_NAME = "index.sqlite3"
@@ -550,31 +546,17 @@ class ModelStore:
         return results
 
     def upload_keras(self, data: bytes, *, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> StoredModel:
-        """Check an uploaded .keras file (format, size, no Lambda, task shapes), then save it."""
+        """Check an uploaded .keras file in a limited child process, then save the copy it wrote."""
         validate_name(name)
-        check_keras_archive(data, max_bytes=max_bytes)
-        try:
-            model = load_keras_bytes(data)
-        except ValueError as error:
-            if "Lambda" in str(error) or "safe_mode" in str(error):
-                raise ValueError(
-                    f"this model contains code Keras will not load in safe mode; it was refused "
-                    f"({error})."
-                ) from error
-            raise ValueError(f"this .keras file could not be loaded: {error}") from error
-        except Exception as error:
-            # Unknown classes raise TypeError; truncated weights raise OSError or KeyError, and so on.
-            raise ValueError(
-                f"this .keras file could not be loaded; only built-in Keras layers are accepted "
-                f"({error})."
-            ) from error
-        task, details = detect_task(model)
+        # Checked before the slow import too, so a taken name costs no child process.
+        self._check_name_free(name)
+        imported = import_keras(data, max_bytes=max_bytes)
         return self.save_bytes(
-            data,
+            imported.data,
             name=name,
-            task=task,
+            task=imported.task,
             format="keras",
-            config={"source": "upload", **details},
+            config={"source": "upload", **imported.details},
             metrics={},
         )
 

@@ -560,10 +560,29 @@ def test_upload_refuses_an_oversized_file(
 @pytest.mark.parametrize(
     ("members", "message"),
     [
-        ({"metadata.json": b"{}"}, "has no config.json"),
+        ({"metadata.json": b"{}"}, "lacks config.json, model.weights.h5"),
         ({"saved_model.pb": b"", "variables/variables.index": b""}, "TensorFlow SavedModel"),
-        ({"config.json": b"{not json"}, "config.json is not valid JSON"),
-        ({"config.json": b"{}"}, "could not be loaded"),
+        ({"config.json": b"{not json"}, "lacks metadata.json, model.weights.h5"),
+        (
+            {"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b""},
+            "does not say which Keras version",
+        ),
+        (
+            {
+                "config.json": b"{not json",
+                "metadata.json": b'{"keras_version": "3.15.1"}',
+                "model.weights.h5": b"",
+            },
+            "config.json is not valid JSON",
+        ),
+        (
+            {
+                "config.json": b"{}",
+                "metadata.json": b'{"keras_version": "3.15.1"}',
+                "model.weights.h5": b"",
+            },
+            "does not name a Keras model class",
+        ),
     ],
 )
 def test_upload_refuses_archives_that_are_not_keras_models(
