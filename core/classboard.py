@@ -225,16 +225,18 @@ def leaderboard(runs: tuple[BoardRun, ...] | list[BoardRun], page: str) -> list[
     )
 
 
+# One row per run and epoch (a run without epochs gets one row of NULLs), so a poll is one query.
 _BOARD_QUERY = """
 SELECT classes.code, classes.created, classes.anonymous,
        runs.id, runs.job_id, runs.name, runs.page, runs.config, runs.state, runs.queue_position,
        runs.created, runs.started, runs.ended, runs.score, runs.error,
-       (SELECT json_group_array(json_array(epoch, epochs, loss, accuracy, val_loss, val_accuracy,
-                                           seconds))
-          FROM (SELECT * FROM curves WHERE curves.run_id = runs.id ORDER BY epoch))
-FROM classes LEFT JOIN runs ON runs.class_code = classes.code
+       curves.epoch, curves.epochs, curves.loss, curves.accuracy, curves.val_loss,
+       curves.val_accuracy, curves.seconds
+FROM classes
+LEFT JOIN runs ON runs.class_code = classes.code
+LEFT JOIN curves ON curves.run_id = runs.id
 WHERE classes.code = ?
-ORDER BY runs.id
+ORDER BY runs.id, curves.epoch
 """
 
 
@@ -350,7 +352,11 @@ class ClassBoard:
             rows = self._connection.execute(_BOARD_QUERY, (code,)).fetchall()
         if not rows:
             return None
-        runs = tuple(_board_run(row[3:]) for row in rows if row[3] is not None)
+        by_run: dict[int, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            if row[3] is not None:
+                by_run.setdefault(row[3], []).append(row[3:])
+        runs = tuple(_board_run(run_rows) for run_rows in by_run.values())
         return Board(code=rows[0][0], created=rows[0][1], anonymous=bool(rows[0][2]), runs=runs)
 
     def add_run(
@@ -458,23 +464,20 @@ def _apply_change(connection: sqlite3.Connection, change: RunChange) -> None:
         )
 
 
-def _board_run(row: tuple[Any, ...]) -> BoardRun:
+def _board_run(rows: list[tuple[Any, ...]]) -> BoardRun:
+    row = rows[0]
     curve = tuple(
-        sorted(
-            (
-                EpochEnded(
-                    epoch=int(point[0]),
-                    epochs=int(point[1]),
-                    loss=float(point[2]),
-                    accuracy=float(point[3]),
-                    val_loss=float(point[4]),
-                    val_accuracy=float(point[5]),
-                    seconds=float(point[6]),
-                )
-                for point in json.loads(row[12] or "[]")
-            ),
-            key=lambda event: event.epoch,
+        EpochEnded(
+            epoch=int(point[12]),
+            epochs=int(point[13]),
+            loss=float(point[14]),
+            accuracy=float(point[15]),
+            val_loss=float(point[16]),
+            val_accuracy=float(point[17]),
+            seconds=float(point[18]),
         )
+        for point in rows
+        if point[12] is not None
     )
     return BoardRun(
         id=int(row[0]),
