@@ -174,7 +174,8 @@ def test_six_students_train_and_the_board_shows_every_run_and_a_leaderboard(monk
     assert all("digits=1" in config for config in table["Configuration"])
     ranked = teacher.dataframe[1].value
     assert list(ranked["Rank"]) == [1, 2, 3, 4, 5, 6]
-    assert list(ranked["Score"]) == sorted(ranked["Score"], reverse=True)
+    scores = [float(score.rstrip("%")) for score in ranked["Score"]]
+    assert scores == sorted(scores, reverse=True)
     # Anonymous board: students see numbers, not names.
     get_class_board().set_anonymous(code, True)
     student = board_page(code)

@@ -161,6 +161,11 @@ def clock(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%H:%M:%S")
 
 
+def percent(score: float | None) -> str:
+    """A score as '87.5%' (empty while there is none)."""
+    return "" if score is None else f"{score:.1%}"
+
+
 def run_label(run: BoardRun, names: dict[int, str]) -> str:
     """A run's unique label on the board and its charts."""
     return f"#{run.id} {names[run.id]} ({PAGE_LABELS.get(run.page, run.page)})"
@@ -177,7 +182,7 @@ def board_table(board: Board, names: dict[int, str]) -> pd.DataFrame:
             "Configuration": ", ".join(f"{key}={value}" for key, value in sorted(run.config.items())),
             "Started (UTC)": clock(run.started or run.created),
             "Time": format_seconds(run.seconds) if run.seconds is not None else "",
-            "Score": run.score,
+            "Score": percent(run.score),
         }
         for run in reversed(board.runs)
     ]
@@ -191,7 +196,7 @@ def leaderboard_table(board: Board, page: str, names: dict[int, str]) -> pd.Data
         {
             "Rank": rank,
             "Who": names[run.id],
-            "Score": run.score,
+            "Score": percent(run.score),
             "Time": format_seconds(run.seconds or 0),
             "Run": run.id,
         }
