@@ -182,3 +182,28 @@ def test_six_students_train_and_the_board_shows_every_run_and_a_leaderboard(monk
     hidden = student.dataframe[0].value
     assert sorted(hidden["Who"]) == [f"Student {index}" for index in range(1, 7)]
     assert "Names are hidden" in texts(student.markdown)
+
+
+def test_the_teacher_stops_a_live_run_of_the_class():
+    code = get_class_board().create_class()
+    recorder = get_class_recorder()
+
+    def waiting_work(emit, stop):
+        stop.wait(TIMEOUT)  # Trains until the teacher stops it.
+
+    labels = {"class": code, "name": "Ada", "page": "addition", "config": {"digits": "1"}}
+    job = get_runner().submit(waiting_work, owner="stop-test", kind="addition", labels=labels)
+    try:
+        assert recorder.flush(TIMEOUT)
+        at = page("app_pages/class_board.py")
+        at.query_params["class"] = code
+        at.session_state["class_teacher"] = True
+        at.run()
+        assert "Ada" in at.selectbox(key="class_stop_choice").value
+        at.button(key="class_stop").click().run()
+        assert not at.exception
+        assert job.wait(TIMEOUT) and job.state is JobState.CANCELLED
+        assert recorder.flush(TIMEOUT)
+        assert get_class_board().board(code).runs[0].state == "stopped"
+    finally:
+        job.cancel()

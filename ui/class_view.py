@@ -215,10 +215,11 @@ def curve_records(runs: list[BoardRun], names: dict[int, str]) -> list[RunRecord
     ]
 
 
-def stop_run(board: ClassBoard, run: BoardRun) -> None:
+def stop_run(board: ClassBoard, run: BoardRun, *, code: str) -> None:
     """Stop a run of the class: cancel its job, or mark it stopped if this server no longer has it."""
     job = get_runner().get(run.job_id)
-    if job is not None and job.labels.get("class") is not None:
+    # Job ids restart with the process: only a job labelled with this class and run's name is this run.
+    if job is not None and job.labels.get("class") == code and job.labels.get("name") == run.name:
         job.cancel()
         return
     board.apply(
@@ -268,7 +269,8 @@ def board_live_ui(code: str) -> None:
             "Stop a run", [run_label(run, names) for run in live], key="class_stop_choice"
         )
         if st.button("Stop this run", key="class_stop"):
-            stop_run(class_board, next(run for run in live if run_label(run, names) == picked))
+            chosen_run = next(run for run in live if run_label(run, names) == picked)
+            stop_run(class_board, chosen_run, code=code)
             st.rerun(scope="fragment")
     errors = list(get_class_recorder().errors)
     if errors:
@@ -308,7 +310,7 @@ def teacher_tools_ui(code: str | None) -> None:
     if code is None:
         return
     # The app's address without the page path: links work from whichever page the teacher is on.
-    base = (st.context.url or "").rstrip("/")
+    base = (st.context.url or "").rstrip("/").removesuffix("/class")
     st.markdown(f"Join link for class **{code}** (students open it, then pick a page):")
     st.code(f"{base}/class?class={code}", language=None)
     current = board.board(code)

@@ -39,7 +39,9 @@ def create_class(page: Page, url: str) -> str:
     page.get_by_role("button", name="Create a class").click()
     join = page.get_by_test_id("stCode").filter(has_text="/class?class=").first
     expect(join).to_be_visible(timeout=30_000)
-    return re.search(r"class=([a-z0-9]{6})", join.inner_text()).group(1)
+    link = join.inner_text().strip()
+    assert re.fullmatch(rf"{re.escape(url)}/class\?class=[a-z0-9]{{6}}", link), link
+    return link.rsplit("=", 1)[1]
 
 
 def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser, page):
@@ -87,7 +89,7 @@ def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser
     link = page.get_by_test_id("stCode").filter(has_text="lock=digits").first
     expect(link).to_be_visible(timeout=30_000)
     path = link.inner_text().strip()
-    assert path.startswith(url) and f"class={code}" in path
+    assert path.startswith(f"{url}/?class={code}&"), path
     learner = browser.new_context().new_page()
     learner.goto(path)
     expect(learner.get_by_label("Digits", exact=True)).to_be_disabled(timeout=60_000)
