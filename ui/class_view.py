@@ -271,7 +271,7 @@ def board_live_ui(code: str) -> None:
         if st.button("Stop this run", key="class_stop"):
             chosen_run = next(run for run in live if run_label(run, names) == picked)
             stop_run(class_board, chosen_run, code=code)
-            st.rerun(scope="fragment")
+            st.rerun()
     errors = list(get_class_recorder().errors)
     if errors:
         st.warning(f"Some runs could not be recorded: {errors[-1]}")
