@@ -1,4 +1,4 @@
-"""Live Training Lab: routes to the three pages."""
+"""Live Training Lab: routes to the four pages."""
 
 import streamlit as st
 
@@ -13,6 +13,9 @@ navigation = st.navigation(
         ),
         st.Page(
             "app_pages/model_cache.py", title="Model Cache", icon=":material/storage:", url_path="models"
+        ),
+        st.Page(
+            "app_pages/class_board.py", title="Class board", icon=":material/groups:", url_path="class"
         ),
     ]
 )

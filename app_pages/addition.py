@@ -7,6 +7,7 @@ from core.jobs import QueueFullError
 from ui.addition_errors_view import breakdown_ui
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
+from ui.class_view import class_labels, page_lesson
 from ui.links import form_values_from_query, query_from_config
 from ui.live import chart_interval, poll_interval, status_ui, sync_run
 from ui.resources import get_runner, session_handle, session_runs
@@ -25,7 +26,8 @@ handle = session_handle()
 presets, query_problems = form_values_from_query(st.query_params.to_dict())
 for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
-config = form_ui(presets)
+lesson = page_lesson("addition")  # A teacher's lesson link presets, locks or hides fields.
+config = form_ui({**presets, **lesson.presets}, locked=lesson.locked, hidden=lesson.hidden)
 if config is not None:
     submitted: AdditionConfig = config
     try:
@@ -33,6 +35,7 @@ if config is not None:
             lambda emit, stop: train_addition(submitted, on_event=emit, stop=stop),
             owner=handle.owner,
             kind="addition",
+            labels=class_labels("addition", query_from_config(config)),
         )
     except QueueFullError as error:
         st.error(str(error))

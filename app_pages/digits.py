@@ -6,6 +6,7 @@ from core.digits import DigitsConfig, train_digits
 from core.jobs import QueueFullError
 from core.mnist import MnistData
 from ui.charts import batch_chart, epoch_frame, metric_chart
+from ui.class_view import class_labels, digits_link_config, page_lesson
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
 from ui.explain_view import filters_live_ui
 from ui.live import chart_interval, poll_interval, status_ui, sync_run
@@ -24,7 +25,10 @@ handle = session_handle()
 
 data = data_ui()
 if data is not None:
-    config = form_ui(len(data.train_images))
+    lesson = page_lesson("digits")  # A teacher's lesson link presets, locks or hides fields.
+    config = form_ui(
+        len(data.train_images), presets=lesson.presets, locked=lesson.locked, hidden=lesson.hidden
+    )
     with st.expander("Model summary"):
         chosen = st.session_state.get("digits_model", "seed")
         rows = summary_rows(chosen)
@@ -38,6 +42,7 @@ if data is not None:
                 lambda emit, stop: train_digits(submitted, on_event=emit, stop=stop, data=mnist),
                 owner=handle.owner,
                 kind="digits",
+                labels=class_labels("digits", digits_link_config(config)),
             )
         except QueueFullError as error:
             st.error(str(error))

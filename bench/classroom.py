@@ -5,7 +5,10 @@ latency idle vs while the jobs train, peak server RSS, server threads before and
 ended. "After" is measured twice: once the pages have closed, and again after one later visitor (the web
 server's file-serving thread pool only retires its idle threads when it is next used). Prints JSON.
 
-    python bench/classroom.py [--sessions 30] [--iterations 30]
+    python bench/classroom.py [--sessions 30] [--iterations 30] [--class-board]
+
+With `--class-board` every session joins one class, a teacher tab keeps the class board open (it polls
+itself), and fresh loads of the board are timed alongside the page renders (`board_render_*`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -27,6 +31,7 @@ import psutil  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from core.classboard import ClassBoard  # noqa: E402
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 
 
@@ -75,6 +80,21 @@ def render_seconds(browser, url: str) -> float:
     return elapsed
 
 
+def board_render_seconds(browser, url: str, *, code: str) -> float:
+    """A fresh session: open the class board and wait until its run count is on screen."""
+    context = browser.new_context()
+    page = context.new_page()
+    started = time.perf_counter()
+    try:
+        page.goto(f"{url}/class?class={code}", timeout=180_000)
+        expect(page.get_by_text(re.compile(r"\d+ runs: "))).to_be_visible(timeout=180_000)
+        elapsed = time.perf_counter() - started
+    except PlaywrightError:
+        elapsed = float("inf")  # Counted as the worst case, as for the page renders.
+    context.close()
+    return elapsed
+
+
 def queue_shown(page) -> bool:
     """Whether the page tells its student where they stand in the queue (within 30 s)."""
     try:
@@ -98,6 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument(
+        "--class-board", action="store_true", help="All sessions in one class; a teacher tab polls."
+    )
     arguments = parser.parse_args()
     query = (
         f"?digits=1&training_size=55&hidden_size=16&batch_size=8&iterations={arguments.iterations}"
@@ -110,6 +133,12 @@ def main() -> None:
             extra_env={"LTL_JOB_LOG": str(log)},
             extra_args=["--server.disconnectedSessionTTL", "5"],
         )
+        code = None
+        if arguments.class_board:
+            # The same SQLite file the server uses (WAL allows both processes at once).
+            with ClassBoard(Path(workdir) / "store" / "classboard.sqlite3") as board:
+                code = board.create_class()
+            query += f"&class={code}"
         process = psutil.Process(server.process.pid)
         peak_rss = [process.memory_info().rss]
         sampling = threading.Event()
@@ -136,6 +165,11 @@ def main() -> None:
                 idle_render = [render_seconds(browser, server.url) for _ in range(10)]
                 idle_health = [health_seconds(server.url) for _ in range(50)]
 
+                teacher = None
+                if code is not None:
+                    teacher = browser.new_context().new_page()
+                    teacher.goto(f"{server.url}/class?class={code}", timeout=180_000)
+                board_loaded: list[float] = []
                 contexts = [browser.new_context() for _ in range(arguments.sessions)]
                 pages = [context.new_page() for context in contexts]
                 for page in pages:
@@ -156,11 +190,20 @@ def main() -> None:
                 prober.start()
                 while not log.exists() or len(log.read_text().splitlines()) < arguments.sessions + 1:
                     loaded_render.append(render_seconds(browser, server.url))
+                    if code is not None:
+                        board_loaded.append(board_render_seconds(browser, server.url, code=code))
                     if time.perf_counter() - started > 1200:
                         break
                 probing.set()
                 prober.join()
                 all_done_seconds = time.perf_counter() - started
+                board_summary = None
+                if teacher is not None:
+                    # The teacher's open tab has followed the class by itself to the end.
+                    summary = teacher.get_by_text(re.compile(r"\d+ runs: "))
+                    expect(summary).to_contain_text(f"{arguments.sessions + 1} runs", timeout=60_000)
+                    board_summary = summary.inner_text()
+                    teacher.context.close()
                 for context in contexts:
                     context.close()
                 # Closed tabs release their sessions at once (jobs, models); give stragglers time.
@@ -183,6 +226,12 @@ def main() -> None:
         lines = log.read_text().splitlines() if log.exists() else []
         # The first line is the first session's job, ended before the class arrived.
         records = [json.loads(line) for line in lines[1:]]
+        board_states: dict[str, int] = {}
+        if code is not None:
+            with ClassBoard(Path(workdir) / "store" / "classboard.sqlite3") as board:
+                read = board.board(code)
+            for run in read.runs if read is not None else ():
+                board_states[run.state] = board_states.get(run.state, 0) + 1
     states: dict[str, int] = {}
     for record in records:
         states[record["state"]] = states.get(record["state"], 0) + 1
@@ -202,6 +251,10 @@ def main() -> None:
                 "render_loaded": percentiles(loaded_render) if loaded_render else None,
                 "health_idle": percentiles(idle_health),
                 "health_loaded": percentiles(loaded_health) if loaded_health else None,
+                "class_board": code is not None,
+                "board_runs_by_state": board_states if code is not None else None,
+                "board_summary_in_teacher_tab": board_summary,
+                "board_render_loaded": percentiles(board_loaded) if board_loaded else None,
                 "peak_rss_mb": round(max(peak_rss) / 2**20, 1),
                 "rss_after_first_session_mb": round(rss_after_first / 2**20, 1),
                 "rss_at_end_mb": round(rss_end / 2**20, 1),

@@ -16,9 +16,9 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from core.settings import env_number
 
@@ -45,6 +45,20 @@ class QueueFullError(RuntimeError):
     """The server already holds as many waiting jobs as it allows."""
 
 
+class JobListener(Protocol):
+    """Told, in the server process, of every event a job emits and every change of its state.
+
+    Listeners may be called with the runner's lock held: they must return quickly and never call the
+    runner back (hand the work to a thread of their own instead).
+    """
+
+    def job_event(self, job: Job, event: Any) -> None:
+        """Called in the job's thread after `event` was emitted; must return quickly."""
+
+    def job_state(self, job: Job) -> None:
+        """Called after `job.state` changed (queued, running, and how it ended); must return quickly."""
+
+
 def default_workers() -> int:
     """Worker count from `LTL_MAX_JOBS`, else one per core (each job then gets one TensorFlow thread)."""
     return int(env_number("LTL_MAX_JOBS", default=os.cpu_count() or 1, low=1, high=256))
@@ -58,10 +72,22 @@ def default_max_queued() -> int:
 class Job:
     """One unit of work owned by a browser session, with its events and its outcome."""
 
-    def __init__(self, *, job_id: str, owner: str, kind: str, max_events: int) -> None:
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        kind: str,
+        max_events: int,
+        labels: Mapping[str, Any] | None = None,
+        listeners: tuple[JobListener, ...] = (),
+    ) -> None:
         self.id = job_id
         self.owner = owner
         self.kind = kind
+        # What the submitter wants listeners to know about the job (e.g. its class and student).
+        self.labels: Mapping[str, Any] = dict(labels or {})
+        self.listeners = listeners
         self.state = JobState.QUEUED
         self.error: str | None = None
         self.result: Any = None
@@ -81,6 +107,8 @@ class Job:
             if len(self._events) == self._events.maxlen:
                 self.dropped_events += 1
             self._events.append(event)
+        for listener in self.listeners:
+            listener.job_event(self, event)
 
     def drain(self) -> list[Any]:
         """Take every event sent since the last drain."""
@@ -93,10 +121,13 @@ class Job:
         """Ask the job to stop: a queued job never starts, a running one stops at its next batch."""
         self.stop_event.set()
         with self._lock:
-            if self.state is JobState.QUEUED:
+            cancelled = self.state is JobState.QUEUED
+            if cancelled:
                 self._finish(JobState.CANCELLED)
                 if self._future is not None:
                     self._future.cancel()
+        if cancelled:
+            self._state_changed()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job is done (for tests and scripts); true if it is."""
@@ -122,12 +153,18 @@ class Job:
         self.state = state
         self.ended = time.monotonic()
 
+    def _state_changed(self) -> None:
+        # Called outside the job's lock, so a listener may read the job freely.
+        for listener in self.listeners:
+            listener.job_state(self)
+
     def _run(self, work: Work) -> None:
         with self._lock:
             if self.state is not JobState.QUEUED:
                 return
             self.state = JobState.RUNNING
             self.started = time.monotonic()
+        self._state_changed()
         try:
             result = work(self.emit, self.stop_event)
         except Exception as error:  # noqa: BLE001 - Any failure must become a failed job, not a dead worker.
@@ -136,10 +173,12 @@ class Job:
             self.traceback = traceback.format_exc()
             with self._lock:
                 self._finish(JobState.FAILED)
+            self._state_changed()
             return
         self.result = result
         with self._lock:
             self._finish(JobState.CANCELLED if self.stop_event.is_set() else JobState.FINISHED)
+        self._state_changed()
 
 
 class JobRunner:
@@ -169,8 +208,16 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._listeners: list[JobListener] = []
 
-    def submit(self, work: Work, *, owner: str, kind: str) -> Job:
+    def add_listener(self, listener: JobListener) -> None:
+        """Tell `listener` about every job submitted from now on (its events and state changes)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def submit(
+        self, work: Work, *, owner: str, kind: str, labels: Mapping[str, Any] | None = None
+    ) -> Job:
         """Queue `work` for `owner`; a job of the same owner and kind still going is cancelled first."""
         with self._lock:
             for job in self._jobs.values():
@@ -184,8 +231,14 @@ class JobRunner:
                     "the most it allows. Try again in a minute."
                 )
             job = Job(
-                job_id=f"job-{next(self._ids)}", owner=owner, kind=kind, max_events=self.max_events
+                job_id=f"job-{next(self._ids)}",
+                owner=owner,
+                kind=kind,
+                max_events=self.max_events,
+                labels=labels,
+                listeners=tuple(self._listeners),
             )
+            job._state_changed()  # Queued: listeners hear of the job before it can start.
             self._jobs[job.id] = job
             self._prune(owner=owner, kind=kind)
             job._future = self._executor.submit(self._run, job, work)

@@ -17,54 +17,89 @@ from core.addition import (
     solve,
 )
 from ui.addition_errors_view import confidence_table
+from ui.lessons import lesson_slot, show_locked_presets
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
 
-def form_ui(presets: dict) -> AdditionConfig | None:
+def form_ui(
+    presets: dict, *, locked: frozenset[str] = frozenset(), hidden: frozenset[str] = frozenset()
+) -> AdditionConfig | None:
     """The eight fields of the original form plus Reverse; returns a config when Train is pressed."""
     base = AdditionConfig()
 
     def preset(name: str):
         return presets.get(name, getattr(base, name))
 
+    # A teacher's lesson link locks fields (shown disabled at its preset) or hides them (preset used).
+    show_locked_presets("addition", locked)
+    slot = lesson_slot(hidden, preset)
     with st.form("addition_form"):
         left, middle, right = st.columns(3)
-        digits = left.number_input("Digits", 1, 5, preset("digits"), key="addition_digits")
-        training_size = middle.number_input(
+        digits = slot(left, "digits").number_input(
+            "Digits", 1, 5, preset("digits"), key="addition_digits", disabled="digits" in locked
+        )
+        training_size = slot(middle, "training_size").number_input(
             "Training size",
             10,
             MAX_TRAINING_SIZE,
             preset("training_size"),
             step=1000,
             key="addition_training_size",
+            disabled="training_size" in locked,
         )
-        rnn_type = right.selectbox(
-            "RNN type", RNN_TYPES, RNN_TYPES.index(preset("rnn_type")), key="addition_rnn_type"
+        rnn_type = slot(right, "rnn_type").selectbox(
+            "RNN type",
+            RNN_TYPES,
+            RNN_TYPES.index(preset("rnn_type")),
+            key="addition_rnn_type",
+            disabled="rnn_type" in locked,
         )
-        num_layers = left.number_input(
-            "RNN layers", 1, MAX_LAYERS, preset("layers"), key="addition_layers"
+        num_layers = slot(left, "layers").number_input(
+            "RNN layers",
+            1,
+            MAX_LAYERS,
+            preset("layers"),
+            key="addition_layers",
+            disabled="layers" in locked,
         )
-        hidden_size = middle.number_input(
-            "Hidden size", 1, MAX_HIDDEN_SIZE, preset("hidden_size"), key="addition_hidden_size"
+        hidden_size = slot(middle, "hidden_size").number_input(
+            "Hidden size",
+            1,
+            MAX_HIDDEN_SIZE,
+            preset("hidden_size"),
+            key="addition_hidden_size",
+            disabled="hidden_size" in locked,
         )
-        batch_size = right.number_input(
-            "Batch size", 1, MAX_BATCH_SIZE, preset("batch_size"), key="addition_batch_size"
+        batch_size = slot(right, "batch_size").number_input(
+            "Batch size",
+            1,
+            MAX_BATCH_SIZE,
+            preset("batch_size"),
+            key="addition_batch_size",
+            disabled="batch_size" in locked,
         )
-        iterations = left.number_input(
-            "Train iterations", 1, MAX_ITERATIONS, preset("iterations"), key="addition_iterations"
+        iterations = slot(left, "iterations").number_input(
+            "Train iterations",
+            1,
+            MAX_ITERATIONS,
+            preset("iterations"),
+            key="addition_iterations",
+            disabled="iterations" in locked,
         )
-        test_examples = middle.number_input(
+        test_examples = slot(middle, "test_examples").number_input(
             "# of test examples",
             0,
             MAX_TEST_EXAMPLES,
             preset("test_examples"),
             key="addition_test_examples",
+            disabled="test_examples" in locked,
         )
-        reverse = right.checkbox(
+        reverse = slot(right, "reverse").checkbox(
             "Reverse the question",
             preset("reverse"),
             key="addition_reverse",
+            disabled="reverse" in locked,
             help="Feeding '12+345' as '543+21' shortens what the RNN must remember.",
         )
         if not st.form_submit_button("Train", type="primary"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -12,6 +14,7 @@ from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, Digits
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
 from ui.charts import confusion_chart, per_class_chart, probability_chart
 from ui.explain_view import drawing_insights_ui
+from ui.lessons import lesson_slot, show_locked_presets
 from ui.resources import session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
@@ -54,40 +57,70 @@ def summary_rows(model_name: str) -> pd.DataFrame:
     return pd.DataFrame(model_summary(MODELS[model_name]()))
 
 
-def form_ui(available: int) -> DigitsConfig | None:
+def form_ui(
+    available: int,
+    *,
+    presets: dict | None = None,
+    locked: frozenset[str] = frozenset(),
+    hidden: frozenset[str] = frozenset(),
+) -> DigitsConfig | None:
     """The training form; returns a config when Train is pressed and the values are valid."""
+    # A teacher's lesson link presets fields and locks (shown disabled) or hides (preset used) them.
+    defaults = {**dataclasses.asdict(DigitsConfig()), "training_size": 0, **(presets or {})}
+    show_locked_presets("digits", locked)
+    slot = lesson_slot(hidden, defaults.get)
     with st.form("digits_form"):
         left, middle, right = st.columns(3)
-        model_name = left.selectbox(
-            "Model", list(MODELS), format_func=lambda key: MODEL_LABELS[key], key="digits_model"
+        model_name = slot(left, "model").selectbox(
+            "Model",
+            list(MODELS),
+            list(MODELS).index(defaults["model"]),
+            format_func=lambda key: MODEL_LABELS[key],
+            key="digits_model",
+            disabled="model" in locked,
         )
-        defaults = DigitsConfig()
-        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, defaults.epochs, key="digits_epochs")
-        batch_size = right.number_input(
-            "Batch size", 1, MAX_BATCH_SIZE, defaults.batch_size, key="digits_batch_size"
+        epochs = slot(middle, "epochs").number_input(
+            "Epochs", 1, MAX_EPOCHS, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
         )
-        learning_rate = left.number_input(
+        batch_size = slot(right, "batch_size").number_input(
+            "Batch size",
+            1,
+            MAX_BATCH_SIZE,
+            defaults["batch_size"],
+            key="digits_batch_size",
+            disabled="batch_size" in locked,
+        )
+        learning_rate = slot(left, "learning_rate").number_input(
             "Learning rate",
             0.00001,
             1.0,
-            defaults.learning_rate,
+            defaults["learning_rate"],
             step=0.0005,
             format="%.5f",
             key="digits_learning_rate",
+            disabled="learning_rate" in locked,
         )
-        training_size = middle.number_input(
-            "Training images (0 = all)", 0, available, 0, step=1000, key="digits_training_size"
+        training_size = slot(middle, "training_size").number_input(
+            "Training images (0 = all)",
+            0,
+            available,
+            min(int(defaults["training_size"] or 0), available),
+            step=1000,
+            key="digits_training_size",
+            disabled="training_size" in locked,
         )
-        augment = right.checkbox(
+        augment = slot(right, "augment").checkbox(
             "Augment (shift, rotate, zoom)",
-            False,
+            defaults["augment"],
             key="digits_augment",
+            disabled="augment" in locked,
             help="Random small shifts, rotations and zooms make hand drawings easier to read.",
         )
-        decay = left.checkbox(
+        decay = slot(left, "decay").checkbox(
             "Decay the learning rate",
-            defaults.decay,
+            defaults["decay"],
             key="digits_decay",
+            disabled="decay" in locked,
             help="Lower the rate along a cosine to zero by the last epoch (steadier final accuracy).",
         )
         if not st.form_submit_button("Train", type="primary"):

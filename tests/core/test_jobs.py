@@ -211,3 +211,40 @@ def test_after_job_runs_in_the_worker_once_per_started_job_even_when_it_fails():
     # The finished, the failed and the gated job; not the one cancelled before it started.
     assert len(calls) == 3
     assert all(name.startswith("ltl-job") for name in calls)
+
+
+class Recording:
+    """A job listener that remembers what it was told."""
+
+    def __init__(self):
+        self.heard = []
+
+    def job_event(self, job, event):
+        self.heard.append((job.id, event))
+
+    def job_state(self, job):
+        self.heard.append((job.id, job.state))
+
+
+def test_listeners_hear_every_event_and_state_change_with_the_labels(runner):
+    listener = Recording()
+    runner.add_listener(listener)
+    gate = Gate()
+    gate.release.set()
+    job = runner.submit(gate, owner="s", kind="test", labels={"class": "abc123"})
+    assert job.wait(DEADLINE)
+    assert job.labels == {"class": "abc123"}
+    assert listener.heard == [
+        (job.id, JobState.QUEUED),
+        (job.id, JobState.RUNNING),
+        (job.id, "started"),
+        (job.id, JobState.FINISHED),
+    ]
+    blockers = [Gate(), Gate()]
+    for index, blocker in enumerate(blockers):
+        runner.submit(blocker, owner=f"b{index}", kind="test")
+    waiting = runner.submit(Gate(), owner="w", kind="test")
+    waiting.cancel()
+    assert listener.heard[-1] == (waiting.id, JobState.CANCELLED)
+    for blocker in blockers:
+        blocker.release.set()
