@@ -35,7 +35,7 @@ class TrainingSpec:
             raise ValueError(f"Task must be one of {', '.join(TASKS)}, not {self.task!r}.")
         expected = {"addition": "AdditionConfig", "digits": "DigitsConfig"}[self.task]
         if type(self.config).__name__ != expected:
-            raise ValueError(f"A {self.task} job needs an {expected}, not {type(self.config).__name__}.")
+            raise ValueError(f"A {self.task} job takes a {expected}, not {type(self.config).__name__}.")
         if self.task == "addition" and self.data is not None:
             raise ValueError("An addition job generates its own sums; it takes no dataset.")
 
