@@ -199,8 +199,33 @@ class EventBatcher:
                 return
 
 
+# On each worker process: the datasets it has fetched (by fingerprint), and how often it fetched each.
+_worker_datasets: collections.OrderedDict[str, MnistData] = collections.OrderedDict()
+worker_fetches: collections.Counter[str] = collections.Counter()
+_worker_datasets_lock = threading.Lock()
+
+
+def _worker_dataset(fingerprint: str | None) -> MnistData | None:
+    """The dataset on this worker, fetched from the cluster the first time this worker needs it."""
+    if fingerprint is None:
+        return None
+    from distributed import get_client
+
+    with _worker_datasets_lock:
+        data = _worker_datasets.get(fingerprint)
+        if data is None:
+            # Published by the server, held by one worker: copied here once, then kept for later jobs.
+            data = get_client().get_dataset(fingerprint).result()
+            _worker_datasets[fingerprint] = data
+            worker_fetches[fingerprint] += 1
+        _worker_datasets.move_to_end(fingerprint)
+        while len(_worker_datasets) > MAX_SCATTERED:
+            _worker_datasets.popitem(last=False)
+        return data
+
+
 def run_on_worker(
-    spec: TrainingSpec, data: MnistData | None, *, topic: str, channel: str
+    spec: TrainingSpec, dataset: str | None, *, topic: str, channel: str
 ) -> PortableResult:
     """The task a worker runs: train `spec`, streaming events to `channel`, obeying its stop Event."""
     from distributed import Event, get_client, get_worker
@@ -215,6 +240,7 @@ def run_on_worker(
         raise WorkerLostError("This job's first worker was lost; it is not run a second time.")
     started.set()
     configure_tensorflow(workers=worker.state.nthreads)
+    data = _worker_dataset(dataset)
 
     def send(kind: str, payload: Any) -> None:
         # Structured-log events are pushed by the scheduler to the subscribed server: no polling.
@@ -364,7 +390,7 @@ class DaskBackend:
             future = self.client.submit(
                 run_on_worker,
                 spec.without_data(),
-                self._data_future(spec),
+                self._dataset(spec),
                 topic=self._topic,
                 channel=channel,
                 key=f"ltl-train-{spec.task}-{channel[4:]}",
@@ -460,24 +486,26 @@ class DaskBackend:
         except Exception:  # noqa: BLE001 - Cleanup must not turn a finished job into a failed one.
             pass
 
-    def _data_future(self, spec: TrainingSpec) -> Future[Any] | None:
-        """The dataset on the workers: scattered once per dataset, reused by every later job."""
+    def _dataset(self, spec: TrainingSpec) -> str | None:
+        """The name the job's dataset is published under: sent to the cluster once, then reused."""
         if spec.task != "digits":
             return None
         from core.mnist import cached_mnist
 
         data = spec.data if spec.data is not None else cached_mnist()
-        key = _fingerprint(data)
+        name = f"ltl-mnist-{_fingerprint(data)}"
         with self._scatter_lock:
-            future = self._scattered.get(key)
-            if future is None or future.status != "finished":
-                # Broadcast: every worker gets its copy now; workers that join later fetch from a peer.
-                future = self.client.scatter(data, broadcast=True, hash=False)
-                self._scattered[key] = future
-            self._scattered.move_to_end(key)
+            if name not in self._scattered:
+                # One copy on one worker, published by name; each worker copies it once (see
+                # `_worker_dataset`). A broadcast would not last: Dask's memory manager drops replicas.
+                future = self.client.scatter(data, hash=False)
+                self.client.publish_dataset(future, name=name, override=True)
+                self._scattered[name] = future
+            self._scattered.move_to_end(name)
             while len(self._scattered) > MAX_SCATTERED:
-                self._scattered.popitem(last=False)
-            return future
+                old_name, _ = self._scattered.popitem(last=False)
+                self.client.unpublish_dataset(old_name)
+            return name
 
     def _refresh_workers(self, *, force: bool = False) -> None:
         now = time.monotonic()

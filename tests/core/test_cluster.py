@@ -120,7 +120,14 @@ def test_an_addition_job_on_the_cluster_looks_like_one_on_threads(cluster_runner
     assert len(remote.result.samples.samples) == 2
 
 
-def test_mnist_is_scattered_once_to_every_worker_and_an_upload_works_too(cluster, cluster_runner):
+def worker_fetch_counts() -> dict[str, int]:
+    """On a worker: how many times it copied each dataset from the cluster."""
+    from core.dask_backend import worker_fetches
+
+    return dict(worker_fetches)
+
+
+def test_mnist_travels_once_per_worker_and_an_upload_works_too(cluster, cluster_runner):
     backend = cluster_runner.cluster
     full = cached_mnist()
     # A session's upload: different images than MNIST_DIR's, which the workers never see as files.
@@ -140,10 +147,11 @@ def test_mnist_is_scattered_once_to_every_worker_and_an_upload_works_too(cluster
     assert [job.state for job in jobs] == [JobState.FINISHED] * 2, [job.error for job in jobs]
     # Scored on the upload's 250 test images: the worker trained on the uploaded arrays.
     assert all(job.result.confusion.sum() == 250 for job in jobs)
-    # Two datasets at most were sent (MNIST_DIR's from earlier tests, and this upload), each once.
-    holders = backend.client.who_has(list(backend._scattered.values()))
-    assert len(backend._scattered) <= 2
-    assert all(len(workers) == 2 for workers in holders.values()), holders
+    # Each worker copied each dataset at most once, however many jobs used it.
+    fetches = backend.client.run(worker_fetch_counts)
+    assert all(count == 1 for counts in fetches.values() for count in counts.values()), fetches
+    # Both workers trained digits by now (earlier tests too), and the two datasets were both used.
+    assert len(set().union(*fetches.values())) == 2, fetches
 
 
 def test_admission_follows_the_cluster_threads_and_cancel_works_queued_and_running(cluster_runner):
