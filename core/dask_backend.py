@@ -400,6 +400,8 @@ class DaskBackend:
                 future, inbox=inbox, emit=emit, stop=stop, stop_event=stop_event, on_delay=on_delay
             )
             portable: PortableResult = future.result()
+        except WorkerLostError:
+            raise  # Its future was cancelled here, on purpose: the cluster itself is fine.
         except Exception as error:
             if future is not None and future.status == "cancelled" and self.lost_reason is None:
                 # Dask cancels every future of a client whose scheduler connection broke.
