@@ -82,6 +82,9 @@ def run(workers: int, *, jobs: int, config: DigitsConfig) -> dict[str, object]:
                 "delays": delays,
                 "first_point_seconds": statistics.median(first),
             }
+        except Exception:
+            sys.stderr.write("".join(cluster.output[-200:]))
+            raise
         finally:
             runner.shutdown()
 

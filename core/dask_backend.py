@@ -354,8 +354,13 @@ class DaskBackend:
             return sum(self._workers.values())
 
     def worker_alive(self, address: str) -> bool:
-        """Whether the scheduler still lists the worker (refreshed at most twice a second)."""
+        """Whether the scheduler still lists the worker; an absence is confirmed by a fresh look."""
         self._refresh_workers()
+        with self._lock:
+            if address in self._workers:
+                return True
+        # A list fetched just before the worker registered must not fail a healthy job.
+        self._refresh_workers(force=True)
         with self._lock:
             return address in self._workers
 
