@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from ui.cluster_view import backend_notice_ui
+
 st.set_page_config(page_title="Live Training Lab", page_icon="🧪", layout="wide")
+backend_notice_ui()
 navigation = st.navigation(
     [
         st.Page(

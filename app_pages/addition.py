@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core.addition import AdditionConfig, train_addition
+from core.addition import AdditionConfig
 from core.jobs import QueueFullError
+from core.training_spec import TrainingSpec
 from ui.addition_errors_view import breakdown_ui
 from ui.addition_view import ask_ui, form_ui, samples_ui
 from ui.charts import epoch_frame, metric_chart
@@ -32,7 +33,7 @@ if config is not None:
     submitted: AdditionConfig = config
     try:
         job = runner.submit(
-            lambda emit, stop: train_addition(submitted, on_event=emit, stop=stop),
+            TrainingSpec(task="addition", config=submitted),
             owner=handle.owner,
             kind="addition",
             labels=class_labels("addition", query_from_config(config)),

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from core.digits import DigitsConfig, train_digits
+from core.digits import DigitsConfig
 from core.jobs import QueueFullError
 from core.mnist import MnistData
+from core.training_spec import TrainingSpec
 from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.class_view import class_labels, digits_link_config, page_lesson
 from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
@@ -39,7 +40,7 @@ if data is not None:
         mnist: MnistData = data
         try:
             job = runner.submit(
-                lambda emit, stop: train_digits(submitted, on_event=emit, stop=stop, data=mnist),
+                TrainingSpec(task="digits", config=submitted, data=mnist),
                 owner=handle.owner,
                 kind="digits",
                 labels=class_labels("digits", digits_link_config(config)),

@@ -3,6 +3,10 @@
 Port of the web-worker half of tfjs-examples addition-rnn-webworker, for many browser sessions at once:
 each job belongs to a session, reports events through a bounded queue, can be cancelled while queued or
 running, and a failure becomes a `failed` job with its message instead of a dead worker.
+
+With `LTL_JOB_BACKEND=dask` training jobs (`TrainingSpec`s) run on a Dask cluster instead (see
+core/dask_backend.py) while everything else (model loads, conversions) stays in the server's threads; the
+jobs, their states, queue positions, events and results look the same to the pages either way.
 """
 
 from __future__ import annotations
@@ -18,9 +22,16 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.settings import env_number
+from core.training_spec import TrainingSpec
+
+if TYPE_CHECKING:
+    from core.dask_backend import DaskBackend
+
+# Server threads that follow cluster jobs: the most cluster jobs that can run at once.
+MAX_CLUSTER_JOBS = 256
 
 # The work a job runs: it gets a function to send events and an Event that asks it to stop.
 Work = Callable[[Callable[[Any], None], threading.Event], Any]
@@ -100,10 +111,17 @@ class Job:
         self.dropped_events = 0
         self._lock = threading.Lock()
         self._future: Future[None] | None = None
+        # "local" (the server's threads) or "cluster" (Dask workers): each admits and queues on its own.
+        self.lane = "local"
+        self.first_event_at: float | None = None
+        # Seconds from an event's creation on a Dask worker to its arrival here (cluster jobs only).
+        self.event_delays: collections.deque[float] = collections.deque(maxlen=max_events)
 
     def emit(self, event: Any) -> None:
         """Append an event for the page; the oldest one goes when the buffer is full."""
         with self._lock:
+            if self.first_event_at is None:
+                self.first_event_at = time.monotonic()
             if len(self._events) == self._events.maxlen:
                 self.dropped_events += 1
             self._events.append(event)
@@ -193,6 +211,8 @@ class JobRunner:
         keep_finished: int = 4,
         log_path: str | os.PathLike[str] | None = None,
         after_job: Callable[[], Any] | None = None,
+        cluster: DaskBackend | None = None,
+        cluster_from_environment: bool = True,
     ) -> None:
         self.max_workers = max_workers or default_workers()
         self.max_queued = default_max_queued() if max_queued is None else max_queued
@@ -209,6 +229,47 @@ class JobRunner:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._listeners: list[JobListener] = []
+        # Training on a Dask cluster (`LTL_JOB_BACKEND=dask`), if asked for and reachable; else why not.
+        self.start_notice: str | None = None
+        if cluster is None and cluster_from_environment:
+            from core.dask_backend import backend_from_environment
+
+            cluster, self.start_notice = backend_from_environment()
+        self.cluster = cluster
+        self._cluster_waiting: collections.deque[tuple[Job, TrainingSpec, Future[None]]] = (
+            collections.deque()
+        )
+        self._cluster_running = 0
+        self._closed = threading.Event()
+        if cluster is not None:
+            # One server thread follows each job running on the cluster; admission bounds how many.
+            self._cluster_executor = ThreadPoolExecutor(
+                MAX_CLUSTER_JOBS, thread_name_prefix="ltl-cluster-job"
+            )
+            # Workers that join later add capacity: look for it now and then, not only when jobs end.
+            threading.Thread(target=self._watch_capacity, name="ltl-cluster-admit", daemon=True).start()
+
+    @property
+    def notice(self) -> str | None:
+        """Why training does not run where the settings asked, for a banner on every page; else None."""
+        if self.cluster is not None and not self.cluster.available:
+            return (
+                f"Dask cluster lost: {self.cluster.lost_reason}. New training jobs run on this server's "
+                "own threads; restart the app once the scheduler is back."
+            )
+        return self.start_notice
+
+    def _lane(self, work: Work) -> str:
+        """Where a job runs: training specs on the cluster while it is connected, the rest here."""
+        if self.cluster is not None and isinstance(work, TrainingSpec) and self.cluster.available:
+            return "cluster"
+        return "local"
+
+    def capacity(self, lane: str = "local") -> int:
+        """Jobs that run at once in a lane: the server's workers, or the cluster's worker threads."""
+        if lane == "cluster" and self.cluster is not None:
+            return self.cluster.capacity()
+        return self.max_workers
 
     def add_listener(self, listener: JobListener) -> None:
         """Tell `listener` about every job submitted from now on (its events and state changes)."""
@@ -219,13 +280,17 @@ class JobRunner:
         self, work: Work, *, owner: str, kind: str, labels: Mapping[str, Any] | None = None
     ) -> Job:
         """Queue `work` for `owner`; a job of the same owner and kind still going is cancelled first."""
+        lane = self._lane(work)
+        capacity = self.capacity(lane)
         with self._lock:
             for job in self._jobs.values():
                 if job.owner == owner and job.kind == kind and not job.state.done:
                     job.cancel()
             waiting = sum(job.state is JobState.QUEUED for job in self._jobs.values())
-            running = sum(job.state is JobState.RUNNING for job in self._jobs.values())
-            if running >= self.max_workers and waiting >= self.max_queued:
+            running = sum(
+                job.state is JobState.RUNNING and job.lane == lane for job in self._jobs.values()
+            )
+            if running >= capacity and waiting >= self.max_queued:
                 raise QueueFullError(
                     f"The server is busy: {running} jobs are training and {waiting} are waiting, "
                     "the most it allows. Try again in a minute."
@@ -238,12 +303,20 @@ class JobRunner:
                 labels=labels,
                 listeners=tuple(self._listeners),
             )
+            job.lane = lane
             job._state_changed()  # Queued: listeners hear of the job before it can start.
             self._jobs[job.id] = job
             self._prune(owner=owner, kind=kind)
-            job._future = self._executor.submit(self._run, job, work)
+            if lane == "cluster" and isinstance(work, TrainingSpec):
+                # Admitted in order by `_admit_cluster`; until then only this placeholder exists.
+                job._future = Future()
+                self._cluster_waiting.append((job, work, job._future))
+            else:
+                job._future = self._executor.submit(self._run, job, work)
             if self.log_path is not None:
                 job._future.add_done_callback(functools.partial(self._log_done, job))
+        if lane == "cluster":
+            self._admit_cluster()
         return job
 
     def get(self, job_id: str | None) -> Job | None:
@@ -261,7 +334,11 @@ class JobRunner:
     def queue_position(self, job: Job) -> tuple[int, int] | None:
         """(1-based position, number waiting) while the job is queued, else None."""
         with self._lock:
-            waiting = [other for other in self._jobs.values() if other.state is JobState.QUEUED]
+            waiting = [
+                other
+                for other in self._jobs.values()
+                if other.state is JobState.QUEUED and other.lane == job.lane
+            ]
         if job not in waiting:
             return None
         return waiting.index(job) + 1, len(waiting)
@@ -271,14 +348,18 @@ class JobRunner:
         position = self.queue_position(job)
         if position is None:
             return None
+        capacity = self.capacity(job.lane)
         with self._lock:
-            running = [other for other in self._jobs.values() if other.state is JobState.RUNNING]
-            done = [o for o in self._jobs.values() if o.state.done and o.started is not None]
+            lane = [other for other in self._jobs.values() if other.lane == job.lane]
+            running = [other for other in lane if other.state is JobState.RUNNING]
+            done = [o for o in lane if o.state.done and o.started is not None]
         if done:
             typical_seconds = sum(other.elapsed for other in done) / len(done)
         remaining = sorted(max(typical_seconds - other.elapsed, 1.0) for other in running)
         # Jobs ahead start as workers free up, one worker each, in queue order.
-        slots = remaining + [0.0] * (self.max_workers - len(remaining))
+        slots = remaining + [0.0] * (capacity - len(remaining))
+        if not slots:
+            return None  # No worker at all right now: no honest estimate.
         for _ in range(position[0] - 1):
             slots.sort()
             slots[0] += typical_seconds
@@ -297,9 +378,48 @@ class JobRunner:
 
     def shutdown(self) -> None:
         """Cancel everything and wait for the workers to end."""
+        self._closed.set()
         for job in self.jobs():
             job.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.cluster is not None:
+            self._cluster_executor.shutdown(wait=True, cancel_futures=True)
+            self.cluster.close()
+
+    def _admit_cluster(self) -> None:
+        """Start waiting cluster jobs, oldest first, while the cluster has a free worker thread."""
+        if self.cluster is None:
+            return
+        capacity = self.cluster.capacity()
+        with self._lock:
+            while self._cluster_waiting and self._cluster_running < capacity:
+                job, spec, future = self._cluster_waiting.popleft()
+                if job.state.done or self._closed.is_set():
+                    continue  # Cancelled while it waited.
+                self._cluster_running += 1
+                self._cluster_executor.submit(self._run_cluster, job, spec, future)
+
+    def _run_cluster(self, job: Job, spec: TrainingSpec, future: Future[None]) -> None:
+        cluster = self.cluster
+        try:
+            if cluster is not None and future.set_running_or_notify_cancel():
+                try:
+                    job._run(functools.partial(cluster.run, spec, on_delay=job.event_delays.append))
+                finally:
+                    if self.after_job is not None and job.started is not None:
+                        self.after_job()
+                    future.set_result(None)
+        finally:
+            with self._lock:
+                self._cluster_running -= 1
+            self._admit_cluster()
+
+    def _watch_capacity(self) -> None:
+        while not self._closed.wait(1.0):
+            try:
+                self._admit_cluster()
+            except Exception:  # noqa: BLE001 - A hiccup reaching the scheduler must not end the watch.
+                continue
 
     def _run(self, job: Job, work: Work) -> None:
         try:

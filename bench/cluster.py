@@ -1,0 +1,124 @@
+"""Seed-CNN jobs through the Dask backend on 1 worker, then 2 workers of one thread each.
+
+Starts and stops its own loopback cluster (core/local_cluster.py) for each size, runs N jobs through the
+app's JobRunner (the same admission, events and result rebuild the pages use) and prints JSON: jobs per
+second of each size and their ratio, the delay of every event from its creation on a worker to its
+arrival in the server's job (p50/p99), and the time from submit to the first curve point. Last line: one
+JSON object.
+
+    MNIST_DIR=/path/to/mnist python bench/cluster.py [--jobs 8] [--epochs 2] [--training-size 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.dask_backend import DaskBackend  # noqa: E402 - After the path setup above.
+from core.digits import DigitsConfig  # noqa: E402
+from core.jobs import JobRunner, JobState  # noqa: E402
+from core.local_cluster import LoopbackCluster  # noqa: E402
+from core.mnist import cached_mnist  # noqa: E402
+from core.training_spec import TrainingSpec  # noqa: E402
+
+DEADLINE = 3_600.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def run(workers: int, *, jobs: int, config: DigitsConfig) -> dict[str, object]:
+    """N jobs on a fresh loopback cluster of `workers` single-thread workers."""
+    cached_mnist()  # Loaded before the clock starts, as in the app.
+    with LoopbackCluster(workers=workers) as cluster:
+        runner = JobRunner(max_workers=1, cluster=DaskBackend.connect(cluster.address, timeout=30))
+        try:
+            # One short job per worker first: each worker copies MNIST once and traces its kernels, as
+            # it would for the first student of the day.
+            warm = [
+                runner.submit(
+                    TrainingSpec(task="digits", config=DigitsConfig(epochs=1, training_size=100)),
+                    owner=f"warm-{index}",
+                    kind="digits",
+                )
+                for index in range(workers)
+            ]
+            if not all(job.wait(DEADLINE) and job.state is JobState.FINISHED for job in warm):
+                raise RuntimeError(f"warm-up failed: {[job.error for job in warm]}")
+            started = time.monotonic()
+            submitted = [
+                runner.submit(
+                    TrainingSpec(task="digits", config=config), owner=f"bench-{i}", kind="digits"
+                )
+                for i in range(jobs)
+            ]
+            if not all(job.wait(DEADLINE) for job in submitted):
+                raise RuntimeError("jobs did not end")
+            elapsed = time.monotonic() - started
+            failed = [job.error for job in submitted if job.state is not JobState.FINISHED]
+            if failed:
+                raise RuntimeError(f"jobs failed: {failed}")
+            delays = [delay for job in submitted for delay in job.event_delays]
+            # Submit to first curve point of the jobs that started at once (the rest waited in line too).
+            first = [
+                job.first_event_at - job.created
+                for job in submitted[:workers]
+                if job.first_event_at is not None
+            ]
+            return {
+                "workers": workers,
+                "seconds": round(elapsed, 2),
+                "jobs_per_second": jobs / elapsed,
+                "delays": delays,
+                "first_point_seconds": statistics.median(first),
+            }
+        except Exception:
+            sys.stderr.write("".join(cluster.output[-200:]))
+            raise
+        finally:
+            runner.shutdown()
+
+
+def main() -> None:
+    """Run both sizes and print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--training-size", type=int, default=6_000)
+    arguments = parser.parse_args()
+    config = DigitsConfig(epochs=arguments.epochs, training_size=arguments.training_size, seed=0)
+    one = run(1, jobs=arguments.jobs, config=config)
+    two = run(2, jobs=arguments.jobs, config=config)
+    delays = [*one.pop("delays"), *two.pop("delays")]
+    result = {
+        "jobs": arguments.jobs,
+        "epochs": arguments.epochs,
+        "training_size": arguments.training_size,
+        "cores": os.cpu_count(),
+        "load_average_at_end": os.getloadavg()[0],
+        "jobs_per_second_1": round(float(one["jobs_per_second"]), 4),
+        "jobs_per_second_2": round(float(two["jobs_per_second"]), 4),
+        "ratio": round(float(two["jobs_per_second"]) / float(one["jobs_per_second"]), 3),
+        "event_p50_ms": round(1000 * percentile(delays, 0.5), 2),
+        "event_p99_ms": round(1000 * percentile(delays, 0.99), 2),
+        "events": len(delays),
+        "first_point_seconds_1": round(float(one["first_point_seconds"]), 2),
+        "first_point_seconds_2": round(float(two["first_point_seconds"]), 2),
+        "seconds_1": one["seconds"],
+        "seconds_2": two["seconds"],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
