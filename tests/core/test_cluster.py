@@ -98,7 +98,9 @@ def test_a_digits_job_on_the_cluster_looks_like_one_on_threads(cluster_runner):
     )
     assert remote.lane == "cluster" and local.lane == "local"
     assert (local.state, remote.state) == (JobState.FINISHED, JobState.FINISHED), remote.error
-    assert event_shape(remote_events) == event_shape(local_events) == ["BatchEnded", "EpochEnded"]
+    # The first layer's filters are sent before training and after each epoch, on both backends.
+    expected = ["FiltersSnapshot", "BatchEnded", "EpochEnded", "FiltersSnapshot"]
+    assert event_shape(remote_events) == event_shape(local_events) == expected
     assert isinstance(remote.result, DigitsResult) and isinstance(remote.result, TrainingResult)
     assert result_shape(remote.result) == result_shape(local.result)
     # The confusion matrix counts every one of the 10,000 test images, as on threads.
