@@ -83,9 +83,12 @@ def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser
     page.get_by_text("Make a lesson link").click()
     page.get_by_label("Preset values").fill("digits=1&training_size=55")
     page.get_by_label("Preset values").press("Enter")
+    # The rerun that takes the preset must be over before the multiselect opens, or it closes under the click.
+    expect(page.get_by_test_id("stCode").filter(has_text="training_size=55").first).to_be_visible()
     page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields").locator("input").click()
     page.get_by_role("option", name="digits", exact=True).click()
     page.keyboard.press("Escape")
+    expect(page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields")).to_contain_text("digits")
     link = page.get_by_test_id("stCode").filter(has_text="lock=digits").first
     expect(link).to_be_visible(timeout=30_000)
     path = link.inner_text().strip()
