@@ -17,7 +17,7 @@ from keras import layers
 
 from core.events import DecodedSample, EpochEnded, SamplesDecoded
 from core.settings import check_choice, check_flag, check_whole
-from core.training import EventSink, LiveCallback, released_after_training
+from core.training import EventSink, fit_live
 
 RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
 MAX_TRAINING_SIZE = 200_000
@@ -320,17 +320,17 @@ def train_addition(
         last_samples[:] = [event]
         emit(event)
 
-    callback = LiveCallback(epochs=config.iterations, on_event=emit, stop=stop, on_epoch=decode_tests)
-    with released_after_training(model):
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.iterations,
-            validation_data=(x_val, y_val),
-            callbacks=[callback],
-            verbose=0,
-        )
+    callback = fit_live(
+        model,
+        x_train,
+        y_train,
+        epochs=config.iterations,
+        batch_size=config.batch_size,
+        validation_data=(x_val, y_val),
+        on_event=emit,
+        stop=stop,
+        on_epoch=decode_tests,
+    )
     return AdditionResult(
         config=config,
         model=model,

@@ -23,7 +23,7 @@ from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
 from core.settings import check_choice, check_flag, check_number, check_whole
 from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
-from core.training import EventSink, LiveCallback, released_after_training
+from core.training import EventSink, fit_live
 
 CLASS_COUNT = 10
 MAX_EPOCHS = 50
@@ -247,17 +247,17 @@ def train_digits(
         training_model.compile(
             optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
         )
-    callback = LiveCallback(epochs=config.epochs, on_event=on_event, stop=stop)
-    with released_after_training(training_model):
-        training_model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_data=(x_test, y_test),
-            callbacks=[callback, FilterSnapshots(model, on_event=on_event)],
-            verbose=0,
-        )
+    callback = fit_live(
+        training_model,
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_data=(x_test, y_test),
+        on_event=on_event,
+        stop=stop,
+        extra_callbacks=[FilterSnapshots(model, on_event=on_event)],
+    )
     scores = score(model, x_test, y_test)
     return DigitsResult(
         config=config,
