@@ -134,11 +134,12 @@ class DigitsConfig:
         rate = check_number("Learning rate", self.learning_rate, MIN_LEARNING_RATE, MAX_LEARNING_RATE)
         object.__setattr__(self, "learning_rate", rate)
         if self.training_size is not None:
-            size = check_whole(TRAINING_SIZE_LABEL, self.training_size, 0, MAX_TRAINING_SIZE)
-            if 0 < size < MIN_TRAINING_SIZE:
+            # Below the minimum the message names the minimum, not the internal ceiling.
+            size = check_whole(TRAINING_SIZE_LABEL, self.training_size, -(2**63), MAX_TRAINING_SIZE)
+            if size < 0 or 0 < size < MIN_TRAINING_SIZE:
                 raise ValueError(
-                    f"{TRAINING_SIZE_LABEL} must be at least {MIN_TRAINING_SIZE:,} (or 0 for all the "
-                    f"train images), not {size:,}."
+                    f"{TRAINING_SIZE_LABEL} must be at least {MIN_TRAINING_SIZE:,} (0 means all), "
+                    f"not {size:,}."
                 )
             # One spelling of "all images" keeps equal configs equal.
             object.__setattr__(self, "training_size", size or None)
