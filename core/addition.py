@@ -16,8 +16,8 @@ import numpy as np
 from keras import layers
 
 from core.events import DecodedSample, EpochEnded, SamplesDecoded
-from core.settings import check_whole
-from core.training import EventSink, LiveCallback, released_after_training
+from core.settings import check_choice, check_flag, check_whole
+from core.training import EventSink, fit_live
 
 RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
 MAX_TRAINING_SIZE = 200_000
@@ -28,6 +28,29 @@ MAX_BATCH_SIZE = 8_192
 MAX_TEST_EXAMPLES = 1_000
 # Above this many distinct sums, sampling by rejection is fast; below it, enumerate them all.
 ENUMERATION_LIMIT = 2_000_000
+MAX_DIGITS = 5
+# Each whole-number field's own limits, whatever the other fields say (the form's minimum and maximum).
+FIELD_LIMITS = {
+    "digits": (1, MAX_DIGITS),
+    "training_size": (10, MAX_TRAINING_SIZE),
+    "layers": (1, MAX_LAYERS),
+    "hidden_size": (1, MAX_HIDDEN_SIZE),
+    "batch_size": (1, MAX_BATCH_SIZE),
+    "iterations": (1, MAX_ITERATIONS),
+    "test_examples": (0, MAX_TEST_EXAMPLES),
+}
+# The form's label of each field, so a message names the field the person sees.
+FIELD_LABELS = {
+    "digits": "Digits",
+    "training_size": "Training size",
+    "rnn_type": "RNN type",
+    "layers": "RNN layers",
+    "hidden_size": "Hidden size",
+    "batch_size": "Batch size",
+    "iterations": "Train iterations",
+    "test_examples": "Test examples",
+    "reverse": "Reverse the question",
+}
 
 
 def distinct_sums(digits: int) -> int:
@@ -52,33 +75,30 @@ class AdditionConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        check_whole("Digits", self.digits, 1, 5)
-        limit = min(distinct_sums(self.digits), MAX_TRAINING_SIZE)
-        check_whole("Training size", self.training_size, 10, 10**12)
+        # Each field is checked alone first, with the limits and the name the form shows it under,
+        # and stored as its plain type (a numpy integer becomes an int).
+        for field_name, (low, high) in FIELD_LIMITS.items():
+            value = check_whole(FIELD_LABELS[field_name], getattr(self, field_name), low, high)
+            object.__setattr__(self, field_name, value)
+        rnn_type = check_choice(FIELD_LABELS["rnn_type"], self.rnn_type, RNN_TYPES)
+        object.__setattr__(self, "rnn_type", rnn_type)
+        object.__setattr__(self, "reverse", check_flag(FIELD_LABELS["reverse"], self.reverse))
+        if self.seed is not None:
+            object.__setattr__(self, "seed", check_whole("Seed", self.seed, 0, 2**32 - 1))
+        # Then how they fit together.
         if self.training_size > distinct_sums(self.digits):
+            limit = min(distinct_sums(self.digits), MAX_TRAINING_SIZE)
             raise ValueError(
                 f"{self.digits} {'digits allow' if self.digits > 1 else 'digit allows'} at most "
                 f"{distinct_sums(self.digits):,} distinct sums; lower the training size to {limit:,} "
                 "or use more digits."
             )
-        check_whole("Training size", self.training_size, 10, MAX_TRAINING_SIZE)
-        if self.rnn_type not in RNN_TYPES:
-            raise ValueError(f"RNN type must be one of {', '.join(RNN_TYPES)}, not {self.rnn_type!r}.")
-        check_whole("RNN layers", self.layers, 1, MAX_LAYERS)
-        check_whole("Hidden size", self.hidden_size, 1, MAX_HIDDEN_SIZE)
-        check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
-        check_whole("Train iterations", self.iterations, 1, MAX_ITERATIONS)
-        check_whole("Test examples", self.test_examples, 0, MAX_TEST_EXAMPLES)
         if self.test_examples > self.validation_size:
             raise ValueError(
                 f"{self.test_examples} test examples need at least {self.test_examples * 10:,} "
                 f"training examples (tests come from the 10% held out); the training size "
                 f"{self.training_size:,} allows at most {self.validation_size:,}."
             )
-        if not isinstance(self.reverse, bool):
-            raise ValueError(f"Reverse must be true or false, not {self.reverse!r}.")
-        if self.seed is not None:
-            check_whole("Seed", self.seed, 0, 2**32 - 1)
 
     @property
     def validation_size(self) -> int:
@@ -228,12 +248,22 @@ def solve(model: keras.Model, questions: list[str], *, digits: int, reverse: boo
     return [CHARACTERS.decode(row).strip() for row in probabilities]
 
 
+def example_question(digits: int) -> str:
+    """A sum a `digits`-digit model can answer, for placeholders and messages ('12+34' for 2 digits)."""
+    width = min(max(int(digits), 1), MAX_DIGITS)
+    return f"{'12345'[:width]}+{'34567'[:width]}"
+
+
 def parse_question(text: str, *, digits: int) -> tuple[int, int]:
-    """Operands of a typed sum such as '12 + 345'; ValueError with a readable message otherwise."""
+    """Operands of a typed sum such as '12 + 34'; ValueError with a readable message otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"Type a sum such as '{example_question(digits)}', not {type(text).__name__}.")
     cleaned = text.replace(" ", "")
     parts = cleaned.split("+")
     if len(parts) != 2 or not all(part.isdigit() and part.isascii() for part in parts):
-        raise ValueError(f"Type a sum of two whole numbers such as '12+345', not {text!r}.")
+        raise ValueError(
+            f"Type a sum of two whole numbers such as '{example_question(digits)}', not {text[:40]!r}."
+        )
     if any(len(part.lstrip("0") or "0") > digits for part in parts):
         raise ValueError(f"This model adds numbers of up to {digits} digits.")
     return int(parts[0]), int(parts[1])
@@ -290,17 +320,17 @@ def train_addition(
         last_samples[:] = [event]
         emit(event)
 
-    callback = LiveCallback(epochs=config.iterations, on_event=emit, stop=stop, on_epoch=decode_tests)
-    with released_after_training(model):
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.iterations,
-            validation_data=(x_val, y_val),
-            callbacks=[callback],
-            verbose=0,
-        )
+    callback = fit_live(
+        model,
+        x_train,
+        y_train,
+        epochs=config.iterations,
+        batch_size=config.batch_size,
+        validation_data=(x_val, y_val),
+        on_event=emit,
+        stop=stop,
+        on_epoch=decode_tests,
+    )
     return AdditionResult(
         config=config,
         model=model,

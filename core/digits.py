@@ -21,9 +21,9 @@ from keras import layers
 from core.events import EpochEnded
 from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
-from core.settings import check_whole
+from core.settings import check_choice, check_flag, check_number, check_whole
 from core.tasks import IMAGE_SIDE as IMAGE_SIDE  # Re-exported: other modules import it from here.
-from core.training import EventSink, LiveCallback, released_after_training
+from core.training import EventSink, fit_live
 
 CLASS_COUNT = 10
 MAX_EPOCHS = 50
@@ -34,6 +34,8 @@ MIN_TRAINING_SIZE = 100
 # Far above the 60,000 images of full MNIST; the real limit is checked against the loaded data.
 MAX_TRAINING_SIZE = 10_000_000
 MAX_MISCLASSIFIED = 100
+# The form's label of the training size, so its messages name the field the person sees.
+TRAINING_SIZE_LABEL = "Training images"
 # Test images scored per forward pass after training: large enough to be fast, small enough for memory.
 PREDICTION_BATCH_SIZE = 1_000
 # Augmentation strengths: fractions of the image side (translation, zoom) or of a full turn (rotation).
@@ -124,29 +126,27 @@ class DigitsConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or self.model not in MODELS:
-            raise ValueError(f"Model must be one of {', '.join(MODELS)}, not {self.model!r}.")
-        check_whole("Epochs", self.epochs, 1, MAX_EPOCHS)
-        check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating | np.integer):
-            raise ValueError(f"Learning rate must be a number, not {rate!r}.")
-        if not math.isfinite(rate) or not MIN_LEARNING_RATE <= rate <= MAX_LEARNING_RATE:
-            raise ValueError(
-                f"Learning rate must be between {MIN_LEARNING_RATE:g} and {MAX_LEARNING_RATE:g}, "
-                f"not {rate:g}."
-            )
-        if self.training_size == 0 and not isinstance(self.training_size, bool):
-            # One spelling of "all images" keeps equal configs equal.
-            object.__setattr__(self, "training_size", None)
+        # Each field is checked with the name the form shows it under and stored as its plain type.
+        object.__setattr__(self, "model", check_choice("Model", self.model, tuple(MODELS)))
+        object.__setattr__(self, "epochs", check_whole("Epochs", self.epochs, 1, MAX_EPOCHS))
+        batch_size = check_whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        object.__setattr__(self, "batch_size", batch_size)
+        rate = check_number("Learning rate", self.learning_rate, MIN_LEARNING_RATE, MAX_LEARNING_RATE)
+        object.__setattr__(self, "learning_rate", rate)
         if self.training_size is not None:
-            check_whole("Training size", self.training_size, MIN_TRAINING_SIZE, MAX_TRAINING_SIZE)
-        if not isinstance(self.decay, bool):
-            raise ValueError(f"Decay must be true or false, not {self.decay!r}.")
-        if not isinstance(self.augment, bool):
-            raise ValueError(f"Augment must be true or false, not {self.augment!r}.")
+            # Below the minimum the message names the minimum, not the internal ceiling.
+            size = check_whole(TRAINING_SIZE_LABEL, self.training_size, -(2**63), MAX_TRAINING_SIZE)
+            if size < 0 or 0 < size < MIN_TRAINING_SIZE:
+                raise ValueError(
+                    f"{TRAINING_SIZE_LABEL} must be at least {MIN_TRAINING_SIZE:,} (0 means all), "
+                    f"not {size:,}."
+                )
+            # One spelling of "all images" keeps equal configs equal.
+            object.__setattr__(self, "training_size", size or None)
+        object.__setattr__(self, "decay", check_flag("Decay the learning rate", self.decay))
+        object.__setattr__(self, "augment", check_flag("Augment", self.augment))
         if self.seed is not None:
-            check_whole("Seed", self.seed, 0, 2**32 - 1)
+            object.__setattr__(self, "seed", check_whole("Seed", self.seed, 0, 2**32 - 1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -224,8 +224,8 @@ def train_digits(
     available = len(data.train_images)
     if config.training_size is not None and config.training_size > available:
         raise ValueError(
-            f"Training size {config.training_size:,} is more than the {available:,} train images "
-            f"available; choose at most {available:,} (or 0 for all)."
+            f"{TRAINING_SIZE_LABEL} must be at most {available:,} (the train images available), "
+            f"or 0 for all; not {config.training_size:,}."
         )
     rng = np.random.default_rng(config.seed)
     if config.seed is not None:
@@ -248,17 +248,17 @@ def train_digits(
         training_model.compile(
             optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
         )
-    callback = LiveCallback(epochs=config.epochs, on_event=on_event, stop=stop)
-    with released_after_training(training_model):
-        training_model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_data=(x_test, y_test),
-            callbacks=[callback, FilterSnapshots(model, on_event=on_event)],
-            verbose=0,
-        )
+    callback = fit_live(
+        training_model,
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_data=(x_test, y_test),
+        on_event=on_event,
+        stop=stop,
+        extra_callbacks=[FilterSnapshots(model, on_event=on_event)],
+    )
     scores = score(model, x_test, y_test)
     return DigitsResult(
         config=config,

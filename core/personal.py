@@ -22,7 +22,7 @@ from core.events import EpochEnded
 from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
 from core.settings import check_whole
-from core.training import EventSink, LiveCallback, released_after_training
+from core.training import EventSink, fit_live
 
 MAX_EXAMPLES = 500
 # 500 float32 images are 1.6 MB raw; a file much larger than that is not a personal set.
@@ -282,19 +282,18 @@ def finetune_digits(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callback = LiveCallback(epochs=config.epochs, on_event=on_event, stop=stop)
-    with released_after_training(tuned):
-        # Validating on the held-out personal digits makes the live curve the number the student wants.
-        tuned.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_data=(x_held, y_held),
-            callbacks=[callback, FilterSnapshots(tuned, on_event=on_event)],
-            shuffle=True,
-            verbose=0,
-        )
+    # Validating on the held-out personal digits makes the live curve the number the student wants.
+    callback = fit_live(
+        tuned,
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_data=(x_held, y_held),
+        on_event=on_event,
+        stop=stop,
+        extra_callbacks=[FilterSnapshots(tuned, on_event=on_event)],
+    )
     return FinetuneResult(
         config=config,
         model=tuned,

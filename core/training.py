@@ -6,7 +6,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import keras
@@ -186,3 +186,32 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
             self.stopped_reason = reason
             self.on_event(TrainingStopped(epoch=self._epoch, reason=reason))
         self.model.stop_training = True
+
+
+def fit_live(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    validation_data: tuple[Any, Any],
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> LiveCallback:
+    """Fit `model` with the live callback and release what tracing left behind; the one way to train."""
+    # Every training path goes through here, so none can skip Stop, NaN handling or the leak fix.
+    callback = LiveCallback(epochs=epochs, on_event=on_event, stop=stop, on_epoch=on_epoch)
+    with released_after_training(model):
+        model.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=[callback, *extra_callbacks],
+            verbose=0,
+        )
+    return callback

@@ -82,7 +82,10 @@ def test_character_table_round_trip():
     [
         ({"digits": 0}, "Digits must be between 1 and 5"),
         ({"digits": 6}, "Digits must be between 1 and 5"),
-        ({"digits": 3, "training_size": 500_501}, "3 digits allow at most 500,500 distinct sums"),
+        (
+            {"digits": 3, "training_size": 500_501},
+            "Training size must be between 10 and 200,000, not 500,501",
+        ),
         ({"digits": 1, "training_size": 56}, "1 digit allows at most 55 distinct sums"),
         ({"rnn_type": "Transformer"}, "RNN type must be one of SimpleRNN, GRU, LSTM"),
         ({"layers": 0}, "RNN layers must be between 1"),
@@ -92,7 +95,7 @@ def test_character_table_round_trip():
         ({"training_size": 100, "test_examples": 11}, "11 test examples need at least 110 training"),
         ({"digits": 2.5}, "Digits must be a whole number"),
         ({"layers": True}, "RNN layers must be a whole number"),
-        ({"reverse": "yes"}, "Reverse must be true or false"),
+        ({"reverse": "yes"}, "Reverse the question must be true or false"),
     ],
 )
 def test_config_errors_say_what_to_do(overrides, message):

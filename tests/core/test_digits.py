@@ -122,18 +122,18 @@ def test_augmentation_keeps_shapes_and_acts_only_in_training(mnist):
         ({"epochs": 2.0}, "Epochs must be a whole number, not 2.0."),
         ({"batch_size": 0}, "Batch size must be between 1 and 4,096, not 0."),
         ({"batch_size": 5000}, "Batch size must be between 1 and 4,096, not 5,000."),
-        ({"learning_rate": 0.0}, "Learning rate must be between 1e-05 and 1, not 0."),
-        ({"learning_rate": 2}, "Learning rate must be between 1e-05 and 1, not 2."),
-        ({"learning_rate": math.nan}, "Learning rate must be between 1e-05 and 1, not nan."),
-        ({"learning_rate": math.inf}, "Learning rate must be between 1e-05 and 1, not inf."),
+        ({"learning_rate": 0.0}, "Learning rate must be between 0.00001 and 1, not 0.0."),
+        ({"learning_rate": 2}, "Learning rate must be between 0.00001 and 1, not 2."),
+        ({"learning_rate": math.nan}, "Learning rate must be between 0.00001 and 1, not nan."),
+        ({"learning_rate": math.inf}, "Learning rate must be between 0.00001 and 1, not inf."),
         ({"learning_rate": True}, "Learning rate must be a number, not True."),
         ({"learning_rate": "0.01"}, "Learning rate must be a number, not '0.01'."),
-        ({"training_size": 99}, "Training size must be between 100 and 10,000,000, not 99."),
-        ({"training_size": -5}, "Training size must be between 100 and 10,000,000, not -5."),
-        ({"training_size": False}, "Training size must be a whole number, not False."),
+        ({"training_size": 99}, "Training images must be at least 100 (0 means all), not 99."),
+        ({"training_size": -5}, "Training images must be at least 100 (0 means all), not -5."),
+        ({"training_size": False}, "Training images must be a whole number, not False."),
         ({"model": "huge"}, "Model must be one of seed, strong, not 'huge'."),
         ({"augment": "yes"}, "Augment must be true or false, not 'yes'."),
-        ({"decay": 1}, "Decay must be true or false, not 1."),
+        ({"decay": 1}, "Decay the learning rate must be true or false, not 1."),
         ({"seed": -1}, "Seed must be between 0 and 4,294,967,295, not -1."),
     ],
 )
@@ -150,7 +150,7 @@ def test_config_treats_zero_training_size_as_all_images():
 
 
 def test_training_size_beyond_the_data_is_refused_before_training(small_mnist):
-    with pytest.raises(ValueError, match=r"more than the 2,000 train images available; choose at most"):
+    with pytest.raises(ValueError, match=r"must be at most 2,000 \(the train images available\)"):
         train_digits(DigitsConfig(training_size=2001), data=small_mnist)
 
 

@@ -104,3 +104,45 @@ def test_a_model_kept_after_released_training_holds_no_graph_thread_or_global_gr
     assert tf_data_threads() == threads
     # The kept model still predicts: only the traced training steps went.
     assert kept.predict(np.ones((2, 4), dtype="float32"), verbose=0).shape == (2, 1)
+
+
+def test_both_tasks_train_through_fit_live_with_the_callback_and_the_release(monkeypatch):
+    import core.training
+    from core.addition import AdditionConfig, train_addition
+    from core.digits import DigitsConfig, train_digits
+    from core.mnist import MnistData
+
+    released = []
+    real_release = core.training.released_after_training
+
+    @contextlib.contextmanager
+    def spying_release(model):
+        with real_release(model):
+            yield
+        released.append(model)
+
+    monkeypatch.setattr(core.training, "released_after_training", spying_release)
+    addition = train_addition(
+        AdditionConfig(digits=1, training_size=20, hidden_size=4, iterations=1, test_examples=1)
+    )
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(120, 28, 28), dtype=np.uint8)
+    labels = np.arange(120, dtype=np.uint8) % 10
+    data = MnistData(images, labels, images[:20], labels[:20], source="test")
+    digits = train_digits(DigitsConfig(epochs=1, batch_size=64, augment=True), data=data)
+    # Each task's training model went through the release step, and its history came from LiveCallback.
+    assert released[0] is addition.model and len(addition.history) == 1
+    assert released[1].name == "digits_seed_cnn_augmented" and len(digits.history) == 1
+    assert released[0].train_function is None and released[1].train_function is None
+
+
+def test_no_core_module_calls_fit_outside_fit_live():
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "core"
+    callers = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "fit":
+                callers.append(path.name)
+    assert callers == ["training.py"]  # Only fit_live calls Keras's fit.
