@@ -2,6 +2,11 @@
 
 import streamlit as st
 
+from ui.process import prepare_process
+
+# Once per process, before any page trains: see ui/process.py for what it tunes and why.
+prepare_process()
+
 st.set_page_config(page_title="Live Training Lab", page_icon="🧪", layout="wide")
 navigation = st.navigation(
     [
