@@ -5,16 +5,27 @@ import streamlit as st
 from core.jobs import QueueFullError
 from core.modelstore.store import load_with_progress
 from ui.cache_view import actions_ui, formats_ui, load_status_ui, models_table, upload_ui
+from ui.live import TrackedJob
 from ui.resources import get_model_cache, get_runner, session_handle
 from ui.saved_models import store_or_error
+from ui.state import setup_state
 
 st.title("Model Cache")
 st.caption(
     "Models saved from the training pages live on the server's disk (with a SQLite index) and survive "
     "restarts; loaded ones stay in a memory cache shared by every visitor."
 )
-if "cache_load_job_id" not in st.session_state:
-    st.session_state["cache_load_job_id"] = None
+setup_state(
+    {
+        "cache_load_job": None,  # The TrackedJob of a load under way.
+        "cache_load_progress": 0.0,
+        "cache_last_load": None,  # LoadFinished of the last load.
+        "cache_load_error": None,
+        "cache_formats_job": None,  # The TrackedJob of a quantize or compare under way.
+        "cache_formats_message": None,
+        "cache_reports": {},  # Format reports by the id of the model compared.
+    }
+)
 store = store_or_error()
 if store is None:
     st.stop()
@@ -43,7 +54,7 @@ if selected is not None:
         except QueueFullError as error:
             st.error(str(error))
         else:
-            st.session_state["cache_load_job_id"] = job.id
+            st.session_state["cache_load_job"] = TrackedJob(job_id=job.id, model_id=chosen_id)
             st.session_state["cache_load_progress"] = 0.0
     load_status_ui(runner)
     formats_ui(selected, store=store, cache=cache, runner=runner, owner=handle.owner)

@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from core.events import LoadFinished, LoadProgress
-from core.jobs import JobRunner, JobState, QueueFullError, Work
+from core.jobs import Job, JobRunner, JobState, QueueFullError, Work
 from core.modelstore.cache import ModelCache
 from core.modelstore.derive import compare_stored, derive_tflite
 from core.modelstore.formats import FORMAT_LABELS, QUANTIZATIONS, FormatReport
 from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
 from ui.charts import formats_chart
+from ui.live import TrackedJob, job_poll_ui
 from ui.saved_models import describe
 
 EXTENSIONS = {"keras": ".keras"}
@@ -67,17 +68,18 @@ def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> 
         type="primary",
         help="Load into the shared memory cache (Keras models).",
     )
-    try:
-        data = store.read_bytes(record.id)
-    except ValueError as error:
-        export.error(str(error))
+    if record.missing:
+        export.error("The file is missing from the store.")
     else:
+        model_id = record.id
         export.download_button(
             "Export",
-            data,
+            # A callable: the file is read when the button is clicked, not on every rerun.
+            lambda: store.read_bytes(model_id),
             file_name=f"{record.id}{EXTENSIONS.get(record.format, '.tflite')}",
+            mime="application/octet-stream",
             key="cache_export",
-            help=f"Download the {record.format} file ({len(data):,} bytes).",
+            help=f"Download the {record.format} file ({record.size_bytes:,} bytes).",
         )
     with rename.popover("Rename"):
         new_name = st.text_input("New name", record.name, max_chars=64, key="cache_rename_name")
@@ -99,36 +101,35 @@ def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> 
 
 def load_status_ui(runner: JobRunner) -> None:
     """While a load runs, its progress bar; afterwards, how long it took and where it came from."""
-    # Defined on every run so the polling rate follows whether a load is under way.
-    live = st.session_state.get("cache_load_job_id") is not None
 
-    @st.fragment(run_every=0.5 if live else None)
-    def status() -> None:
-        job = runner.get(st.session_state.get("cache_load_job_id"))
-        if job is not None:
-            for event in job.drain():
-                match event:
-                    case LoadProgress():
-                        st.session_state["cache_load_progress"] = event.fraction
-                    case LoadFinished():
-                        st.session_state["cache_last_load"] = event
-            if job.state is JobState.FAILED:
-                st.session_state["cache_load_job_id"] = None
-                st.error(job.error)
-                return
-            if not job.state.done:
-                fraction = st.session_state.get("cache_load_progress", 0.0)
-                st.progress(fraction, text=f"Loading… {fraction:.0%} read")
-                return
-            st.session_state["cache_load_job_id"] = None
-            # A full rerun stops the polling and refreshes the table's "last loaded".
-            st.rerun()
-        last: LoadFinished | None = st.session_state.get("cache_last_load")
+    def running(job: Job) -> None:
+        for event in job.drain():
+            match event:
+                case LoadProgress():
+                    st.session_state["cache_load_progress"] = event.fraction
+                case LoadFinished():
+                    st.session_state["cache_last_load"] = event
+        fraction = st.session_state["cache_load_progress"]
+        st.progress(fraction, text=f"Loading… {fraction:.0%} read")
+
+    def ended(job: Job, tracked: TrackedJob) -> None:
+        for event in job.drain():
+            if isinstance(event, LoadFinished):
+                st.session_state["cache_last_load"] = event
+        failed = job.state is JobState.FAILED
+        st.session_state["cache_load_error"] = job.error if failed else None
+
+    def idle() -> None:
+        if st.session_state["cache_load_error"]:
+            st.error(st.session_state["cache_load_error"])
+            return
+        last: LoadFinished | None = st.session_state["cache_last_load"]
         if last is not None:
             where = "memory cache (warm hit)" if last.from_cache else "disk (cold), now cached"
             st.progress(1.0, text=f"Loaded in {last.seconds * 1000:.2f} ms from the {where}.")
 
-    status()
+    # The full rerun after the load also refreshes the table's "last loaded".
+    job_poll_ui("cache_load_job", runner, running=running, ended=ended, idle=idle)
 
 
 def upload_ui(store: ModelStore) -> None:
@@ -174,29 +175,21 @@ def formats_ui(
         except QueueFullError as error:
             st.error(str(error))
         else:
-            st.session_state["cache_formats_job_id"] = job.id
+            # The job carries the model it works on: its report is filed under that model.
+            st.session_state["cache_formats_job"] = TrackedJob(job_id=job.id, model_id=record.id)
     formats_status_ui(runner)
-    reports = st.session_state.get("cache_reports", {}).get(record.id)
+    reports = st.session_state["cache_reports"].get(record.id)
     if reports:
         formats_table_ui(reports)
 
 
 def formats_status_ui(runner: JobRunner) -> None:
-    """While a quantize or compare job runs, say so; when it ends, keep its outcome and rerun."""
-    live = st.session_state.get("cache_formats_job_id") is not None
+    """While a quantize or compare job runs, say so; when it ends, keep its outcome."""
 
-    @st.fragment(run_every=0.5 if live else None)
-    def status() -> None:
-        job = runner.get(st.session_state.get("cache_formats_job_id"))
-        if job is None:
-            message = st.session_state.get("cache_formats_message")
-            if message:
-                (st.error if message.startswith("Failed") else st.success)(message)
-            return
-        if not job.state.done:
-            st.info(f"Working… {job.elapsed:.0f} s")
-            return
-        st.session_state["cache_formats_job_id"] = None
+    def running(job: Job) -> None:
+        st.info(f"Working… {job.elapsed:.0f} s")
+
+    def ended(job: Job, tracked: TrackedJob) -> None:
         if job.state is JobState.FAILED:
             st.session_state["cache_formats_message"] = f"Failed: {job.error}"
         elif isinstance(job.result, StoredModel):
@@ -204,12 +197,16 @@ def formats_status_ui(runner: JobRunner) -> None:
                 f"Stored “{job.result.name}”: {job.result.size_bytes:,} bytes."
             )
         elif isinstance(job.result, list):
-            reports = st.session_state.setdefault("cache_reports", {})
-            reports[st.session_state.get("cache_selected")] = job.result
+            # Filed under the model that was compared, whichever one is selected now.
+            st.session_state["cache_reports"][tracked.model_id] = job.result
             st.session_state["cache_formats_message"] = "Compared every format."
-        st.rerun()
 
-    status()
+    def idle() -> None:
+        message = st.session_state["cache_formats_message"]
+        if message:
+            (st.error if message.startswith("Failed") else st.success)(message)
+
+    job_poll_ui("cache_formats_job", runner, running=running, ended=ended, idle=idle)
 
 
 def formats_table_ui(reports: list[FormatReport]) -> None:
