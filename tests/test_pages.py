@@ -440,8 +440,9 @@ def test_pressing_train_while_a_run_trains_says_so_and_every_run_can_be_saved(mo
     at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
     assert not at.exception
     assert runs[0].saved_name == "first run" and runs[1].saved_name is None
+    kept = runs[1].label
     at.button(key="addition_run_delete").click().run()
-    assert [run.label for run in at.session_state["addition_runs"]] == [runs[1].label]
+    assert [run.label for run in at.session_state["addition_runs"]] == [kept]
 
 
 def test_charts_wait_for_their_first_point_instead_of_drawing_empty_frames():

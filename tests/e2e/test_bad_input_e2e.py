@@ -30,16 +30,15 @@ def test_a_hostile_link_is_ignored_with_messages_and_never_rendered_as_html(serv
     screenshot(page, "hostile_link")
 
 
-def add_until_answered(page, message: str) -> None:
-    """Press Add until the message shows: a press while the upload is still settling is a no-op."""
-    for _ in range(3):
-        page.get_by_role("button", name="Add to the store").click()
-        try:
-            expect(page.get_by_text(message)).to_be_visible(timeout=15_000)
-            return
-        except AssertionError:
-            continue
-    expect(page.get_by_text(message)).to_be_visible()
+def add_once_uploaded(page, file_name: str, message: str) -> None:
+    """Wait until the upload has settled (its name shown, the page idle), press Add once, await `message`."""
+    expect(page.get_by_text(file_name)).to_be_visible(timeout=30_000)
+    # A press during the rerun that the upload started is lost; wait for that rerun to finish.
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    button = page.get_by_role("button", name="Add to the store")
+    expect(button).to_be_enabled(timeout=30_000)
+    button.click()
+    expect(page.get_by_text(message)).to_be_visible(timeout=30_000)
 
 
 def test_uploads_that_are_not_models_or_too_big_are_refused_with_a_message(server, page, tmp_path):
@@ -64,8 +63,9 @@ def test_uploads_that_are_not_models_or_too_big_are_refused_with_a_message(serve
     )
 
     uploader.set_input_files(str(over_model_limit))
-    expect(page.get_by_text("large.keras")).to_be_visible(timeout=30_000)
-    add_until_answered(page, "Refused: the file is 22,020,096 bytes; the limit is 20,971,520 bytes.")
+    add_once_uploaded(
+        page, "large.keras", "Refused: the file is 22,020,096 bytes; the limit is 20,971,520 bytes."
+    )
 
     uploader.set_input_files(str(big))
     too_big = page.get_by_text(re.compile(r"File must be 64\.0MB or smaller"))
