@@ -31,7 +31,7 @@ def test_a_hostile_link_is_ignored_with_messages_and_never_rendered_as_html(serv
 
 
 def add_once_uploaded(page, file_name: str, message: str) -> None:
-    """Wait until the upload has settled (its name shown, the page idle), press Add once, await `message`."""
+    """Wait for the upload to settle (name shown, page idle), press Add once, await `message`."""
     expect(page.get_by_text(file_name)).to_be_visible(timeout=30_000)
     # A press during the rerun that the upload started is lost; wait for that rerun to finish.
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
