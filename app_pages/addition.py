@@ -26,7 +26,7 @@ handle = session_handle()
 presets, query_problems = form_values_from_query(st.query_params.to_dict())
 for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
-train_notice_ui(runs)
+notice = st.container()  # Filled after Train, so it also covers the run just started.
 config = form_ui(presets)
 if config is not None:
     submitted: AdditionConfig = config
@@ -46,6 +46,8 @@ if config is not None:
         runs.append(RunRecord(label=label, job_id=job.id, config=config))
         st.query_params.from_dict(query_from_config(config))
 
+with notice:
+    train_notice_ui(runs)
 live_run_ui(
     runs,
     runner,

@@ -38,7 +38,7 @@ with st.container():
     data = data_ui()
 with st.container():
     if data is not None:
-        train_notice_ui(runs)
+        notice = st.container()  # Filled after Train, so it also covers the run just started.
         config = form_ui(len(data.train_images))
         with st.expander("Model summary"):
             chosen_model = st.session_state.get("digits_model", "seed")
@@ -61,6 +61,8 @@ with st.container():
                 number = st.session_state["digits_run_count"]
                 label = f"#{number} {config.model}{' +aug' if config.augment else ''}"
                 runs.append(RunRecord(label=label, job_id=job.id, config=config, unit="Epoch"))
+        with notice:
+            train_notice_ui(runs)
 
 live_run_ui(runs, runner, key="digits_stop", charts=charts_ui)
 with st.container():
