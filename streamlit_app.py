@@ -3,6 +3,10 @@
 import streamlit as st
 
 from ui.cluster_view import backend_notice_ui
+from ui.process import prepare_process
+
+# Once per process, before any page trains: see ui/process.py for what it tunes and why.
+prepare_process()
 
 st.set_page_config(page_title="Live Training Lab", page_icon="🧪", layout="wide")
 backend_notice_ui()

@@ -5,21 +5,22 @@ import streamlit as st
 from core.addition import AdditionConfig
 from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
-from ui.addition_errors_view import breakdown_ui
-from ui.addition_view import ask_ui, form_ui, samples_ui
-from ui.charts import epoch_frame, metric_chart
+from ui.addition_view import ask_ui, charts_ui, form_ui, run_metrics
 from ui.class_view import class_labels, page_lesson
 from ui.links import form_values_from_query, query_from_config
-from ui.live import chart_interval, poll_interval, status_ui, sync_run
+from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
+from ui.runs_view import run_picker_ui, train_notice_ui
 from ui.saved_models import save_ui
+from ui.state import setup_state
 
 st.title("Addition RNN")
 st.caption(
     "A recurrent network learns to add integers from example sums: SimpleRNN, GRU or LSTM, trained "
     "live on the server while this page polls it."
 )
+setup_state({"addition_runs": [], "addition_run_count": 0, "addition_saved_loaded": None})
 runs: list[RunRecord] = session_runs("addition_runs")
 runner = get_runner()
 handle = session_handle()
@@ -28,6 +29,7 @@ presets, query_problems = form_values_from_query(st.query_params.to_dict())
 for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
 lesson = page_lesson("addition")  # A teacher's lesson link presets, locks or hides fields.
+notice = st.container()  # Filled after Train, so it also covers the run just started.
 config = form_ui({**presets, **lesson.presets}, locked=lesson.locked, hidden=lesson.hidden)
 if config is not None:
     submitted: AdditionConfig = config
@@ -41,51 +43,23 @@ if config is not None:
     except QueueFullError as error:
         st.error(str(error))
     else:
-        label = f"#{len(runs) + 1} {config.rnn_type} {config.layers}x{config.hidden_size}"
-        runs.append(RunRecord(label=label, job_id=job.id, config=query_from_config(config)))
+        st.session_state["addition_run_count"] += 1
+        number = st.session_state["addition_run_count"]
+        label = f"#{number} {config.rnn_type} {config.layers}x{config.hidden_size}"
+        # The run keeps the typed config it trains with; the link only mirrors it.
+        runs.append(RunRecord(label=label, job_id=job.id, config=config))
         st.query_params.from_dict(query_from_config(config))
 
-active = runs[-1] if runs else None
-
-
-@st.fragment(run_every=poll_interval(active))
-def status_live_ui() -> None:
-    """Drains the job's events and updates the status line."""
-    if active is None:
-        st.info("Set the form and press Train. Each iteration is one pass over the training set.")
-        return
-    sync_run(active, runner)
-    status_ui(active, runner, key="addition_stop")
-
-
-@st.fragment(run_every=chart_interval(active))
-def charts_live_ui() -> None:
-    """Redraws the charts and the test sums from what the status poll drained."""
-    if active is None or not (active.epochs or active.batches):
-        return  # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
-    shown = st.multiselect(
-        "Runs on the charts",
-        [run.label for run in runs],
-        default=[active.label],
-        key="addition_compare",
-        help="Overlay runs to compare SimpleRNN, GRU and LSTM.",
-    )
-    chosen = [run for run in runs if run.label in shown] or [active]
-    frame = epoch_frame(chosen)
-    left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
-    metric_chart(frame, metric="seconds", title="Seconds per iteration")
-    samples_ui(active)
-    breakdown_ui(active)
-
-
-status_live_ui()
-charts_live_ui()
-if active is not None and active.model is not None:
-    last = active.epochs[-1] if active.epochs else None
-    metrics = {"val_accuracy": last.val_accuracy} if last else {}
-    if active.samples is not None:
-        metrics["exact_match"] = active.samples.exact_match
-    save_ui(active, task="addition", metrics=metrics, key_prefix="addition")
-ask_ui(active)
+with notice:
+    train_notice_ui(runs)
+live_run_ui(
+    runs,
+    runner,
+    key="addition_stop",
+    charts=lambda active: charts_ui(runs, active),
+    idle="Set the form and press Train. Each iteration is one pass over the training set.",
+)
+chosen = run_picker_ui(runs, key_prefix="addition")
+if chosen is not None:
+    save_ui(chosen, task="addition", metrics=run_metrics(chosen), key_prefix="addition")
+ask_ui(chosen)

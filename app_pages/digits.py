@@ -2,92 +2,79 @@
 
 import streamlit as st
 
-from core.digits import DigitsConfig
+from core.digits import DigitsConfig, DigitsResult
 from core.jobs import QueueFullError
 from core.mnist import MnistData
 from core.training_spec import TrainingSpec
-from ui.charts import batch_chart, epoch_frame, metric_chart
 from ui.class_view import class_labels, digits_link_config, page_lesson
-from ui.digits_view import MODEL_LABELS, canvas_ui, data_ui, form_ui, reader_ui, results_ui, summary_rows
-from ui.explain_view import filters_live_ui
-from ui.live import chart_interval, poll_interval, status_ui, sync_run
-from ui.personal_view import personal_ui
+from ui.digits_view import (
+    MODEL_LABELS,
+    charts_ui,
+    data_ui,
+    drawing_ui,
+    form_ui,
+    results_ui,
+    summary_rows,
+)
+from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
+from ui.runs_view import run_picker_ui, train_notice_ui
 from ui.saved_models import save_ui
+from ui.state import setup_state
 
 st.title("Digit Recognizer")
 st.caption(
     "A small CNN learns to read handwritten digits from MNIST while you watch; then draw one for it."
 )
+setup_state(
+    {"digits_runs": [], "digits_run_count": 0, "digits_canvas_version": 0, "digits_saved_loaded": None}
+)
 runs: list[RunRecord] = session_runs("digits_runs")
 runner = get_runner()
 handle = session_handle()
 
-data = data_ui()
-if data is not None:
-    lesson = page_lesson("digits")  # A teacher's lesson link presets, locks or hides fields.
-    config = form_ui(
-        len(data.train_images), presets=lesson.presets, locked=lesson.locked, hidden=lesson.hidden
-    )
-    with st.expander("Model summary"):
-        chosen = st.session_state.get("digits_model", "seed")
-        rows = summary_rows(chosen)
-        st.dataframe(rows, hide_index=True, width="stretch")
-        st.caption(f"{MODEL_LABELS[chosen]}: {int(rows['params'].sum()):,} parameters in all.")
-    if config is not None:
-        submitted: DigitsConfig = config
-        mnist: MnistData = data
-        try:
-            job = runner.submit(
-                TrainingSpec(task="digits", config=submitted, data=mnist),
-                owner=handle.owner,
-                kind="digits",
-                labels=class_labels("digits", digits_link_config(config)),
-            )
-        except QueueFullError as error:
-            st.error(str(error))
-        else:
-            label = f"#{len(runs) + 1} {config.model}{' +aug' if config.augment else ''}"
-            runs.append(
-                RunRecord(label=label, job_id=job.id, config={"epochs": config.epochs}, unit="Epoch")
-            )
+# Every part below sits in a container placed on every run, so what a finished run adds never moves
+# the drawing canvas at the bottom (a moved canvas is remounted and loses its stroke).
+with st.container():
+    data = data_ui()
+with st.container():
+    if data is not None:
+        lesson = page_lesson("digits")  # A teacher's lesson link presets, locks or hides fields.
+        notice = st.container()  # Filled after Train, so it also covers the run just started.
+        config = form_ui(
+            len(data.train_images), presets=lesson.presets, locked=lesson.locked, hidden=lesson.hidden
+        )
+        with st.expander("Model summary"):
+            chosen_model = st.session_state.get("digits_model", "seed")
+            rows = summary_rows(chosen_model)
+            st.dataframe(rows, hide_index=True, width="stretch")
+            st.caption(f"{MODEL_LABELS[chosen_model]}: {int(rows['params'].sum()):,} parameters in all.")
+        if config is not None:
+            submitted: DigitsConfig = config
+            mnist: MnistData = data
+            try:
+                job = runner.submit(
+                    TrainingSpec(task="digits", config=submitted, data=mnist),
+                    owner=handle.owner,
+                    kind="digits",
+                    labels=class_labels("digits", digits_link_config(config)),
+                )
+            except QueueFullError as error:
+                st.error(str(error))
+            else:
+                st.session_state["digits_run_count"] += 1
+                number = st.session_state["digits_run_count"]
+                label = f"#{number} {config.model}{' +aug' if config.augment else ''}"
+                runs.append(RunRecord(label=label, job_id=job.id, config=config, unit="Epoch"))
+        with notice:
+            train_notice_ui(runs)
 
-active = runs[-1] if runs else None
-
-
-@st.fragment(run_every=poll_interval(active))
-def status_live_ui() -> None:
-    """Drains the job's events and updates the status line."""
-    if active is None:
-        return
-    sync_run(active, runner)
-    status_ui(active, runner, key="digits_stop")
-
-
-@st.fragment(run_every=chart_interval(active))
-def charts_live_ui() -> None:
-    """Redraws the per-batch and per-epoch charts from what the status poll drained."""
-    if active is None or not (active.epochs or active.batches):
-        return  # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
-    left, right = st.columns(2)
-    batch_chart([active], metric="loss", container=left)
-    batch_chart([active], metric="accuracy", container=right)
-    frame = epoch_frame([active])
-    left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
-    filters_live_ui(active)
-
-
-status_live_ui()
-charts_live_ui()
-if active is not None and active.result is not None and data is not None:
-    results_ui(active, data)
-    save_ui(
-        active, task="digits", metrics={"accuracy": active.result.test_accuracy}, key_prefix="digits"
-    )
-finished = [run for run in runs if run.model is not None]
-reader = reader_ui(finished[-1] if finished else None)
-canvas_ui(reader)
-personal_ui(reader, data)
+live_run_ui(runs, runner, key="digits_stop", charts=charts_ui)
+with st.container():
+    chosen = run_picker_ui(runs, key_prefix="digits")
+    if chosen is not None and isinstance(chosen.result, DigitsResult) and data is not None:
+        results_ui(chosen, data)
+        metrics = {"accuracy": chosen.result.test_accuracy}
+        save_ui(chosen, task="digits", metrics=metrics, key_prefix="digits")
+drawing_ui(chosen, data)

@@ -12,31 +12,34 @@ from ui.cache_view import (
     models_table,
     upload_ui,
 )
+from ui.live import TrackedJob
 from ui.resources import get_model_cache, get_runner, session_handle
 from ui.saved_models import store_or_error
+from ui.state import setup_state
 
 st.title("Model Cache")
 st.caption(
     "Models saved from the training pages live on the server's disk (with a SQLite index) and survive "
     "restarts; loaded ones stay in a memory cache shared by every visitor."
 )
-defaults: dict[str, object] = {
-    "cache_load_job_id": None,
-    "cache_upload_job_id": None,
-    "cache_upload_message": None,
-    "cache_sort": "newest first",
-    "cache_delete_sure": False,
-    "cache_rename_error": None,
-    "cache_use_page": None,
-    "cache_formats_job_id": None,
-    "cache_formats_model_id": None,
-    "cache_formats_message": None,
-    "cache_formats_progress": None,
-    "cache_reports": {},
-}
-for key, initial in defaults.items():
-    if key not in st.session_state:
-        st.session_state[key] = initial
+setup_state(
+    {
+        "cache_load_job": None,  # The TrackedJob of a load under way.
+        "cache_load_progress": 0.0,
+        "cache_last_load": None,  # LoadFinished of the last load.
+        "cache_load_error": None,
+        "cache_upload_job": None,  # The TrackedJob of an upload being checked.
+        "cache_upload_message": None,
+        "cache_sort": "newest first",
+        "cache_delete_sure": False,
+        "cache_rename_error": None,
+        "cache_use_page": None,
+        "cache_formats_job": None,  # The TrackedJob of a quantize or compare under way.
+        "cache_formats_message": None,  # (model id, text, is an error) of the last one.
+        "cache_formats_progress": None,
+        "cache_reports": {},  # Format reports by the id of the model compared.
+    }
+)
 store = store_or_error()
 if store is None:
     st.stop()
@@ -65,7 +68,7 @@ if selected is not None:
         except QueueFullError as error:
             st.error(str(error))
         else:
-            st.session_state["cache_load_job_id"] = job.id
+            st.session_state["cache_load_job"] = TrackedJob(job_id=job.id, model_id=chosen_id)
             st.session_state["cache_load_progress"] = 0.0
     load_status_ui(runner)
     details_ui(selected)

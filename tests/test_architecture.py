@@ -23,7 +23,7 @@ def test_core_never_imports_streamlit():
 
 
 def test_streamlit_reruns_no_longer_clear_the_keras_session(monkeypatch):
-    from ui.resources import keep_keras_state_between_runs
+    from ui.process import keep_keras_state_between_runs
 
     calls = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: calls.append(1))

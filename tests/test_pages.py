@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import JobState
+from ui.live import TrackedJob
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -158,10 +159,9 @@ def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     from core.mnist import cached_mnist
     from ui.runs import RunRecord
 
-    result = train_digits(
-        DigitsConfig(epochs=1, training_size=2000, seed=3), data=cached_mnist(mnist_dir)
-    )
-    run = RunRecord(label="#1 seed", job_id="gone", config={"epochs": 1}, unit="Epoch", state="finished")
+    config = DigitsConfig(epochs=1, training_size=2000, seed=3)
+    result = train_digits(config, data=cached_mnist(mnist_dir))
+    run = RunRecord(label="#1 seed", job_id="gone", config=config, unit="Epoch", state="finished")
     run.model, run.result, run.epochs = result.model, result, list(result.history)
     at = page("app_pages/digits.py")
     at.session_state["digits_runs"] = [run]
@@ -196,7 +196,7 @@ def test_model_cache_lists_loads_renames_and_deletes_a_model():
     assert "cache page model" in at.dataframe[0].value["name"].tolist()
     at.selectbox(key="cache_selected").set_value(model_id).run()
     at.button(key="cache_load").click().run()
-    job = get_runner().get(at.session_state["cache_load_job_id"])
+    job = get_runner().get(at.session_state["cache_load_job"].job_id)
     assert job is not None and job.wait(TIMEOUT)
     at.run()
     at.run()
@@ -222,10 +222,11 @@ def finished_addition_run():
     from core.addition import AdditionConfig, train_addition
     from ui.runs import RunRecord
 
-    result = train_addition(
-        AdditionConfig(digits=1, training_size=55, hidden_size=8, iterations=1, test_examples=2, seed=1)
+    config = AdditionConfig(
+        digits=1, training_size=55, hidden_size=8, iterations=1, test_examples=2, seed=1
     )
-    run = RunRecord(label="#1 SimpleRNN 1x8", job_id="gone", config={}, state="finished")
+    result = train_addition(config)
+    run = RunRecord(label="#1 SimpleRNN 1x8", job_id="gone", config=config, state="finished")
     run.model, run.result, run.epochs, run.samples = (
         result.model,
         result,
@@ -455,8 +456,7 @@ def test_model_cache_compare_shows_which_format_is_measured_and_what_numbers_mea
         return []
 
     job = get_runner().submit(work, owner="test", kind="cache-formats")
-    at.session_state["cache_formats_job_id"] = job.id
-    at.session_state["cache_formats_model_id"] = model_id
+    at.session_state["cache_formats_job"] = TrackedJob(job_id=job.id, model_id=model_id)
     at.run()
     release.set()
     texts = [bar.proto.text for bar in at.get("progress")]
@@ -474,7 +474,7 @@ def test_model_cache_compare_shows_which_format_is_measured_and_what_numbers_mea
         agreement=1.0,
         samples=2_000,
     )
-    at.session_state["cache_formats_job_id"] = None
+    at.session_state["cache_formats_job"] = None
     at.session_state["cache_reports"] = {model_id: [report]}
     at.run()
     captions = " ".join(caption.value for caption in at.caption)
@@ -494,9 +494,222 @@ def test_model_cache_quantize_without_mnist_says_what_to_do(monkeypatch):
     at, (model_id,) = model_cache_with("no mnist here")
     at.selectbox(key="cache_selected").set_value(model_id).run()
     at.button(key="cache_quantize").click().run()
-    job = get_runner().get(at.session_state["cache_formats_job_id"])
+    job = get_runner().get(at.session_state["cache_formats_job"].job_id)
     assert job is not None and job.wait(TIMEOUT)
     at.run()
     errors = " ".join(error.value for error in at.error)
     assert "upload the four MNIST files on the Digit Recognizer page" in errors
     assert "MnistNotFoundError" not in errors and "urlopen" not in errors
+
+
+def gated_addition(monkeypatch, *, emit_first=None):
+    """Replace the page's training with one that sends `emit_first`, waits for a release, then trains."""
+    import threading
+
+    import core.addition
+
+    real_train = core.addition.train_addition
+    sent, release = threading.Event(), threading.Event()
+
+    def gated(config, *, on_event, stop):
+        if emit_first is not None:
+            on_event(emit_first)
+        sent.set()
+        while not (release.is_set() or stop.is_set()):
+            stop.wait(0.01)
+        return real_train(config, on_event=on_event, stop=threading.Event())
+
+    monkeypatch.setattr(core.addition, "train_addition", gated)
+    return sent, release
+
+
+def test_addition_progress_bar_counts_the_planned_iterations(monkeypatch):
+    from core.events import BatchEnded
+
+    batch = BatchEnded(epoch=1, batch=5, batches=6, step=5, loss=1.0, accuracy=0.5)
+    sent, release = gated_addition(monkeypatch, emit_first=batch)
+    try:
+        at = page("app_pages/addition.py").run()
+        settings = {"addition_digits": 1, "addition_training_size": 55, "addition_test_examples": 2}
+        for key, value in {**settings, "addition_iterations": 100}.items():
+            at.number_input(key=key).set_value(value)
+        at.button[0].click().run()
+        assert sent.wait(TIMEOUT)
+        at.run()
+        assert not at.exception
+        bars = [bar.proto for bar in at.get("progress")]
+        # Five sixths of iteration 1 of 100 is under 1% of the run (it read 83%).
+        assert len(bars) == 1 and bars[0].value <= 1
+        assert "Iteration 1 of 100" in bars[0].text
+    finally:
+        release.set()
+
+
+def test_pressing_train_while_a_run_trains_says_so_and_every_run_can_be_saved(monkeypatch):
+    from ui.resources import get_runner
+
+    sent, release = gated_addition(monkeypatch)
+    at = page("app_pages/addition.py").run()
+    press_train_with_a_tiny_config(at)
+    assert sent.wait(TIMEOUT)
+    at.run()
+    # Before pressing Train again the page says what it will do to the running run.
+    notices = [message.value for message in [*at.info, *at.warning, *at.caption]]
+    assert any("#1" in notice and "stops it" in notice for notice in notices)
+    release.set()
+    at.button[0].click().run()  # Train again: run #1 is stopped, #2 starts.
+    runs = at.session_state["addition_runs"]
+    for run in runs:
+        job = get_runner().get(run.job_id)
+        assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    assert [run.done for run in runs] == [True, True]
+    assert runs[0].model is not None  # The stopped run keeps what it learned.
+
+    # Any finished run of the session can be picked to save, ask or delete, not only the latest.
+    at.selectbox(key="addition_run_choice").set_value(runs[0].label).run()
+    at.text_input(key="addition_save_name").set_value("first run")
+    at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
+    assert not at.exception
+    assert runs[0].saved_name == "first run" and runs[1].saved_name is None
+    kept = runs[1].label
+    at.button(key="addition_run_delete").click().run()
+    assert [run.label for run in at.session_state["addition_runs"]] == [kept]
+
+
+def test_charts_wait_for_their_first_point_instead_of_drawing_empty_frames():
+    from core.addition import AdditionConfig
+    from core.digits import DigitsConfig
+    from core.events import BatchEnded
+    from ui.runs import RunRecord
+
+    batch = BatchEnded(epoch=1, batch=3, batches=10, step=3, loss=2.0, accuracy=0.2)
+    # Stopped during the first epoch: batches but no epoch yet.
+    digits_run = RunRecord(
+        label="#1 seed", job_id="gone", config=DigitsConfig(epochs=1), unit="Epoch", state="cancelled"
+    )
+    digits_run.batches = [batch]
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [digits_run]
+    at.run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 2  # The two per-batch charts, no empty epoch charts.
+    assert any("after the first epoch" in caption.value for caption in at.caption)
+
+    addition_run = RunRecord(
+        label="#1 SimpleRNN 1x8", job_id="gone", config=AdditionConfig(), state="cancelled"
+    )
+    addition_run.batches = [batch]
+    at = page("app_pages/addition.py")
+    at.session_state["addition_runs"] = [addition_run]
+    at.run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 0
+    assert any("after the first iteration" in caption.value for caption in at.caption)
+
+
+def test_digits_page_keeps_the_canvas_in_place_when_a_run_ends(mnist_dir):
+    from core.digits import DigitsConfig, train_digits
+    from core.mnist import cached_mnist
+    from ui.runs import RunRecord
+
+    before = page("app_pages/digits.py").run()
+    assert not before.exception
+    config = DigitsConfig(epochs=1, training_size=300, seed=3)
+    result = train_digits(config, data=cached_mnist(mnist_dir))
+    run = RunRecord(label="#1 seed", job_id="gone", config=config, unit="Epoch", state="finished")
+    run.model, run.result, run.epochs = result.model, result, list(result.history)
+    after = page("app_pages/digits.py")
+    after.session_state["digits_runs"] = [run]
+    after.run()
+    assert not after.exception
+    assert any(metric.label == "Test accuracy" for metric in after.metric)
+    # What a finished run adds lives in places set up from the start, so nothing after them moves
+    # and the canvas (the last one) is not remounted, losing a stroke, when training ends.
+    assert len(after.main.children) == len(before.main.children)
+
+
+def two_saved_models() -> tuple[str, str]:
+    return saved_digits_model("compared model"), saved_digits_model("other model")
+
+
+def test_a_format_comparison_is_filed_under_the_model_compared(monkeypatch):
+    import threading
+
+    import ui.cache_view
+    from core.modelstore.compare import FormatReport
+    from ui.resources import get_runner
+
+    release = threading.Event()
+    report = FormatReport(
+        format="keras",
+        size_bytes=1,
+        cold_load_seconds=0.1,
+        warm_load_seconds=0.001,
+        latency_ms_per_sample=1.0,
+        latency_ms_p95=1.0,
+        accuracy=0.5,
+        agreement=1.0,
+    )
+
+    def gated_compare(store, cache, model_id, **options):
+        release.wait(TIMEOUT)
+        return [report]
+
+    monkeypatch.setattr(ui.cache_view, "compare_stored", gated_compare)
+    compared, other = two_saved_models()
+    at = page("app_pages/model_cache.py").run()
+    at.selectbox(key="cache_selected").set_value(compared).run()
+    at.button(key="cache_compare").click().run()
+    # The user moves on to another model while the comparison runs.
+    at.selectbox(key="cache_selected").set_value(other).run()
+    release.set()
+    job = [job for job in get_runner().jobs() if job.kind == "cache-formats"][-1]
+    assert job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    assert list(at.session_state["cache_reports"]) == [compared]
+
+
+def test_the_model_file_is_read_for_export_only_when_export_is_clicked(monkeypatch):
+    from core.modelstore.store import ModelStore
+
+    reads = []
+    real_read = ModelStore.read_bytes
+
+    def counted(self, model_id):
+        reads.append(model_id)
+        return real_read(self, model_id)
+
+    monkeypatch.setattr(ModelStore, "read_bytes", counted)
+    model_id = saved_digits_model("export model")
+    at = page("app_pages/model_cache.py").run()
+    at.selectbox(key="cache_selected").set_value(model_id).run()
+    at.run()
+    assert not at.exception
+    assert len(at.get("download_button")) == 1
+    assert reads == []  # Two reruns with the model selected, and its file was never read.
+
+
+def test_every_state_key_a_page_uses_is_set_up_by_its_first_run():
+    import re
+
+    saved_digits_model("state key model")  # So the Model Cache shows its table and actions.
+    sources = "".join(path.read_text() for path in sorted((ROOT / "ui").glob("*.py")))
+    for script, prefix, shared in [
+        ("app_pages/addition.py", "addition", True),
+        ("app_pages/digits.py", "digits", True),
+        ("app_pages/model_cache.py", "cache", False),
+    ]:
+        text = sources + (ROOT / script).read_text()
+        # Keys written as f"{key_prefix}_..." belong to the training pages that pass their prefix.
+        names = rf"(?:{prefix}|\{{key_prefix\}})" if shared else prefix
+        pattern = rf"session_state(?:\[|\.get\(|\.setdefault\()\s*f?\"{names}(_\w+)\""
+        used = {prefix + suffix for suffix in re.findall(pattern, text)}
+        at = page(script).run()
+        assert not at.exception
+        assert used, f"no state keys of {prefix} found: the check would prove nothing"
+        assert [key for key in sorted(used) if key not in at.session_state] == [], script

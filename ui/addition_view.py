@@ -16,7 +16,8 @@ from core.addition import (
     parse_question,
     solve,
 )
-from ui.addition_errors_view import confidence_table
+from ui.addition_errors_view import breakdown_ui, confidence_table
+from ui.charts import epoch_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
@@ -121,6 +122,33 @@ def form_ui(
         return None
 
 
+def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
+    """Loss, accuracy and time per iteration of the runs picked for overlay, and the test sums."""
+    shown = st.multiselect(
+        "Runs on the charts",
+        [run.label for run in runs],
+        default=[active.label],
+        key="addition_compare",
+        help="Overlay runs to compare SimpleRNN, GRU and LSTM.",
+    )
+    chosen = [run for run in runs if run.label in shown] or [active]
+    frame = epoch_frame(chosen)
+    left, right = st.columns(2)
+    metric_chart(frame, metric="loss", title="Loss", container=left)
+    metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
+    metric_chart(frame, metric="seconds", title="Seconds per iteration")
+    samples_ui(active)
+    breakdown_ui(active)
+
+
+def run_metrics(run: RunRecord) -> dict[str, float]:
+    """What a saved addition model is listed with: validation accuracy and exact match."""
+    metrics = {"val_accuracy": run.epochs[-1].val_accuracy} if run.epochs else {}
+    if run.samples is not None:
+        metrics["exact_match"] = run.samples.exact_match
+    return metrics
+
+
 def samples_ui(run: RunRecord) -> None:
     """Test sums of the latest iteration, right ones green and wrong ones red."""
     if run.samples is None:
@@ -134,16 +162,16 @@ def samples_ui(run: RunRecord) -> None:
     st.dataframe(confidence_table(run.samples), hide_index=True, key="addition_samples_table")
 
 
-def ask_ui(latest: RunRecord | None) -> None:
-    """Type a sum and get the answer of this session's last model or of a saved one."""
+def ask_ui(chosen: RunRecord | None) -> None:
+    """Type a sum and get the answer of the run picked above or of a saved model."""
     st.subheader("Ask a model")
-    sources = ["This session's last run", "A saved model"]
+    sources = ["The run picked above", "A saved model"]
     source = st.radio("Model", sources, horizontal=True, key="addition_ask_source")
     if source == sources[0]:
-        if latest is None or latest.model is None:
+        if chosen is None or chosen.model is None or not isinstance(chosen.config, AdditionConfig):
             st.caption("Train a model above first, or pick a saved one.")
             return
-        model, digits, reverse = latest.model, latest.result.config.digits, latest.result.config.reverse
+        model, digits, reverse = chosen.model, chosen.config.digits, chosen.config.reverse
     else:
         picked = use_saved_ui(task="addition", key_prefix="addition")
         if picked is None:

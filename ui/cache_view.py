@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.events import FormatMeasured, LoadFinished, LoadProgress
-from core.jobs import JobRunner, JobState, QueueFullError, Work
+from core.jobs import Job, JobRunner, JobState, QueueFullError, Work
 from core.mnist import MnistData
 from core.modelstore.cache import ModelCache
 from core.modelstore.compare import FormatReport
@@ -20,6 +20,7 @@ from core.modelstore.formats import FORMATS, QUANTIZATIONS
 from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
 from core.tasks import TASKS, score
 from ui.charts import formats_chart
+from ui.live import TrackedJob, job_poll_ui
 from ui.resources import get_runner, session_handle
 from ui.saved_models import describe
 
@@ -200,36 +201,35 @@ def actions_ui(record: StoredModel, *, store: ModelStore, cache: ModelCache) -> 
 
 def load_status_ui(runner: JobRunner) -> None:
     """While a load runs, its progress bar; afterwards, how long it took and where it came from."""
-    # Defined on every run so the polling rate follows whether a load is under way.
-    live = st.session_state.get("cache_load_job_id") is not None
 
-    @st.fragment(run_every=0.5 if live else None)
-    def status() -> None:
-        job = runner.get(st.session_state.get("cache_load_job_id"))
-        if job is not None:
-            for event in job.drain():
-                match event:
-                    case LoadProgress():
-                        st.session_state["cache_load_progress"] = event.fraction
-                    case LoadFinished():
-                        st.session_state["cache_last_load"] = event
-            if job.state is JobState.FAILED:
-                st.session_state["cache_load_job_id"] = None
-                st.error(job.error)
-                return
-            if not job.state.done:
-                fraction = st.session_state.get("cache_load_progress", 0.0)
-                st.progress(fraction, text=f"Loading… {fraction:.0%} read")
-                return
-            st.session_state["cache_load_job_id"] = None
-            # A full rerun stops the polling and refreshes the table's "last loaded".
-            st.rerun()
-        last: LoadFinished | None = st.session_state.get("cache_last_load")
+    def drain(job: Job) -> None:
+        for event in job.drain():
+            match event:
+                case LoadProgress():
+                    st.session_state["cache_load_progress"] = event.fraction
+                case LoadFinished():
+                    st.session_state["cache_last_load"] = event
+
+    def running(job: Job) -> None:
+        drain(job)
+        fraction = st.session_state["cache_load_progress"]
+        st.progress(fraction, text=f"Loading… {fraction:.0%} read")
+
+    def ended(job: Job, tracked: TrackedJob) -> None:
+        drain(job)
+        st.session_state["cache_load_error"] = job.error if job.state is JobState.FAILED else None
+
+    def idle() -> None:
+        if st.session_state["cache_load_error"]:
+            st.error(st.session_state["cache_load_error"])
+            return
+        last: LoadFinished | None = st.session_state["cache_last_load"]
         if last is not None:
             where = "memory cache (warm hit)" if last.from_cache else "disk (cold), now cached"
             st.progress(1.0, text=f"Loaded in {last.seconds * 1000:.2f} ms from the {where}.")
 
-    status()
+    # A load takes well under a second warm: a short poll shows its bar and its end promptly.
+    job_poll_ui("cache_load_job", runner, running=running, ended=ended, idle=idle, every=0.5)
 
 
 def upload_ui(store: ModelStore) -> None:
@@ -260,35 +260,30 @@ def upload_ui(store: ModelStore) -> None:
                 st.error(str(error))
             else:
                 _forget_messages()
-                st.session_state["cache_upload_job_id"] = job.id
+                st.session_state["cache_upload_job"] = TrackedJob(job_id=job.id)
                 st.session_state["cache_upload_message"] = None
-        live = st.session_state.get("cache_upload_job_id") is not None
 
-        @st.fragment(run_every=0.5 if live else None)
-        def status() -> None:
-            job = runner.get(st.session_state.get("cache_upload_job_id"))
-            if job is not None and not job.state.done:
-                st.progress(
-                    min(job.elapsed / 20, 0.95),
-                    text=f"Checking the file in a separate process… {job.elapsed:.0f} s",
-                )
-                return
-            if job is not None:
-                st.session_state["cache_upload_job_id"] = None
-                if isinstance(job.result, StoredModel):
-                    message = f"Added “{job.result.name}” as a {job.result.task} model."
-                elif isinstance(job.result, str):
-                    message = job.result
-                else:
-                    message = f"Refused: {job.error or 'the upload was cancelled.'}"
-                st.session_state["cache_upload_message"] = message
-                # A full rerun stops the polling and lists an added model.
-                st.rerun()
-            shown = st.session_state.get("cache_upload_message")
+        def running(job: Job) -> None:
+            st.progress(
+                min(job.elapsed / 20, 0.95),
+                text=f"Checking the file in a separate process… {job.elapsed:.0f} s",
+            )
+
+        def ended(job: Job, tracked: TrackedJob) -> None:
+            if isinstance(job.result, StoredModel):
+                message = f"Added “{job.result.name}” as a {job.result.task} model."
+            elif isinstance(job.result, str):
+                message = job.result
+            else:
+                message = f"Refused: {job.error or 'the upload was cancelled.'}"
+            st.session_state["cache_upload_message"] = message
+
+        def idle() -> None:
+            shown = st.session_state["cache_upload_message"]
             if shown:
                 (st.error if shown.startswith("Refused") else st.success)(shown)
 
-        status()
+        job_poll_ui("cache_upload_job", runner, running=running, ended=ended, idle=idle, every=0.5)
 
 
 def formats_ui(
@@ -327,9 +322,8 @@ def formats_ui(
         except QueueFullError as error:
             st.error(str(error))
         else:
-            st.session_state["cache_formats_job_id"] = job.id
             # The report belongs to this model, whichever is selected when the job ends.
-            st.session_state["cache_formats_model_id"] = model_id
+            st.session_state["cache_formats_job"] = TrackedJob(job_id=job.id, model_id=model_id)
     formats_status_ui(runner)
     reports = st.session_state.get("cache_reports", {}).get(record.id)
     if reports:
@@ -349,35 +343,26 @@ def _refusable(action: Callable[[Callable[[object], None]], object]) -> Work:
 
 
 def formats_status_ui(runner: JobRunner) -> None:
-    """While a quantize or compare job runs, say so; when it ends, keep its outcome and rerun."""
-    live = st.session_state.get("cache_formats_job_id") is not None
+    """While a quantize or compare job runs, its progress; when it ends, keep its outcome."""
 
-    @st.fragment(run_every=0.5 if live else None)
-    def status() -> None:
-        job = runner.get(st.session_state.get("cache_formats_job_id"))
-        if job is None:
-            # (model id, text, is an error): shown only beside the model it is about.
-            message = st.session_state.get("cache_formats_message")
-            if message and message[0] == st.session_state.get("cache_selected"):
-                (st.error if message[2] else st.success)(message[1])
-            return
+    def running(job: Job) -> None:
         for event in job.drain():
             if isinstance(event, FormatMeasured):
                 st.session_state["cache_formats_progress"] = event
-        if not job.state.done:
-            progress: FormatMeasured | None = st.session_state.get("cache_formats_progress")
-            if progress is None or progress.done >= progress.total:
-                st.info(f"Working… {job.elapsed:.0f} s")
-            else:
-                st.progress(
-                    progress.done / progress.total,
-                    text=f"Measuring {progress.label} ({progress.done + 1} of {progress.total})… "
-                    f"{job.elapsed:.0f} s",
-                )
-            return
-        st.session_state["cache_formats_job_id"] = None
+        progress: FormatMeasured | None = st.session_state["cache_formats_progress"]
+        if progress is None or progress.done >= progress.total:
+            st.info(f"Working… {job.elapsed:.0f} s")
+        else:
+            st.progress(
+                progress.done / progress.total,
+                text=f"Measuring {progress.label} ({progress.done + 1} of {progress.total})… "
+                f"{job.elapsed:.0f} s",
+            )
+
+    def ended(job: Job, tracked: TrackedJob) -> None:
         st.session_state["cache_formats_progress"] = None
-        model_id = st.session_state.get("cache_formats_model_id")
+        # Filed under the model the job worked on, whichever one is selected now.
+        model_id = tracked.model_id
         if job.state is JobState.FAILED:
             st.session_state["cache_formats_message"] = (model_id, f"Failed: {job.error}", True)
         elif isinstance(job.result, Refused):
@@ -386,12 +371,16 @@ def formats_status_ui(runner: JobRunner) -> None:
             text = f"Stored “{job.result.name}”: {job.result.size_bytes:,} bytes."
             st.session_state["cache_formats_message"] = (model_id, text, False)
         elif isinstance(job.result, list):
-            reports = st.session_state.setdefault("cache_reports", {})
-            reports[model_id] = job.result
+            st.session_state["cache_reports"][model_id] = job.result
             st.session_state["cache_formats_message"] = (model_id, "Compared every format.", False)
-        st.rerun()
 
-    status()
+    def idle() -> None:
+        # (model id, text, is an error): shown only beside the model it is about.
+        message = st.session_state["cache_formats_message"]
+        if message and message[0] == st.session_state.get("cache_selected"):
+            (st.error if message[2] else st.success)(message[1])
+
+    job_poll_ui("cache_formats_job", runner, running=running, ended=ended, idle=idle, every=0.5)
 
 
 def formats_table_ui(reports: list[FormatReport], *, task: str) -> None:

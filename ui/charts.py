@@ -9,19 +9,47 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.events import EpochEnded
 from ui.runs import RunRecord
+
+# Tableau 10, a categorical palette: neighbouring runs get different hues (Streamlit's own theme gives
+# shades of one blue, so overlaid runs #1 and #2 were hard to tell apart).
+RUN_COLOURS = [
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#b07aa1",
+    "#e15759",
+    "#edc948",
+    "#76b7b2",
+    "#9c755f",
+    "#ff9da7",
+    "#bab0ac",
+]
+RUN_SCALE = alt.Scale(range=RUN_COLOURS)
 
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
 BATCH_COLUMNS = ["run", "step", "value"]
 
 
-def epoch_frame(runs: list[RunRecord]) -> pd.DataFrame:
+class Curve(Protocol):
+    """Anything with a label and per-epoch events: a session's run or a run on the class board."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def epochs(self) -> Sequence[EpochEnded]: ...
+
+
+def epoch_frame(runs: Sequence[Curve]) -> pd.DataFrame:
     """Long table of per-epoch metrics: run, epoch, metric, split, value."""
     rows = []
     for run in runs:
@@ -52,7 +80,7 @@ def _metric_spec(*, metric: str, title: str, x_title: str, points: bool) -> dict
         .encode(
             x=alt.X("epoch:Q", title=x_title, axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=metric.capitalize()),
-            color=alt.Color("run:N", title="Run"),
+            color=alt.Color("run:N", title="Run", scale=RUN_SCALE),
             strokeDash=alt.StrokeDash("split:N", title="Data"),
             tooltip=["run:N", "epoch:Q", "split:N", alt.Tooltip("value:Q", format=".4f")],
         )
@@ -69,7 +97,7 @@ def _batch_spec(*, metric: str) -> dict[str, Any]:
         .encode(
             x=alt.X("step:Q", title="Batch"),
             y=alt.Y("value:Q", title=metric.capitalize()),
-            color=alt.Color("run:N", title="Run"),
+            color=alt.Color("run:N", title="Run", scale=RUN_SCALE),
             tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
         )
         .properties(height=220)
@@ -82,6 +110,10 @@ def metric_chart(
 ) -> None:
     """Draw lines of one metric per run (colour) and split (dash)."""
     data = frame[frame["metric"] == metric]
+    if data.empty:
+        # An empty chart shows a lone "0.000000" tick and bare legends: say when it will fill instead.
+        container.caption(f"{title}: appears after the first {x_title.lower()}.")
+        return
     spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
     # A copy: Streamlit may add keys to the spec it is given.
     container.vega_lite_chart(data, copy.deepcopy(spec), width="stretch")
@@ -90,6 +122,9 @@ def metric_chart(
 def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> None:
     """Draw per-batch training `metric` over steps, one line per run."""
     rows = [(run.label, event.step, getattr(event, metric)) for run in runs for event in run.batches]
+    if not rows:
+        container.caption(f"Per-batch {metric}: appears after the first batches.")
+        return
     container.vega_lite_chart(
         pd.DataFrame(rows, columns=BATCH_COLUMNS),
         copy.deepcopy(_batch_spec(metric=metric)),

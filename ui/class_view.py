@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,11 +31,12 @@ from core.classboard import (
     validate_code,
     validate_name,
 )
+from core.events import EpochEnded
 from ui.charts import epoch_frame, metric_chart
 from ui.lessons import FIELDS, Lesson, lesson_from_query, lesson_link
 from ui.live import POLL_SECONDS
 from ui.resources import get_runner
-from ui.runs import RunRecord, format_seconds
+from ui.runs import format_seconds
 
 PAGE_LABELS = {"addition": "Addition RNN", "digits": "Digit Recognizer"}
 SCORE_LABELS = {"addition": "exact match on held-out sums", "digits": "test accuracy"}
@@ -205,14 +207,17 @@ def leaderboard_table(board: Board, page: str, names: dict[int, str]) -> pd.Data
     return pd.DataFrame(rows, columns=["Rank", "Who", "Score", "Time", "Run"])
 
 
-def curve_records(runs: list[BoardRun], names: dict[int, str]) -> list[RunRecord]:
-    """Board runs as run records, so the pages' chart builders draw them."""
-    return [
-        RunRecord(
-            label=run_label(run, names), job_id=run.job_id, config=run.config, epochs=list(run.curve)
-        )
-        for run in runs
-    ]
+@dataclass(frozen=True, slots=True)
+class BoardCurve:
+    """One board run's label and per-epoch curve, in the shape the pages' chart builders take."""
+
+    label: str
+    epochs: tuple[EpochEnded, ...]
+
+
+def curve_records(runs: list[BoardRun], names: dict[int, str]) -> list[BoardCurve]:
+    """Board runs as labelled curves, so the pages' chart builders draw them."""
+    return [BoardCurve(label=run_label(run, names), epochs=tuple(run.curve)) for run in runs]
 
 
 def stop_run(board: ClassBoard, run: BoardRun, *, code: str) -> None:

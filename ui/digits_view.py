@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,25 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
-from core.digits import MAX_BATCH_SIZE, MAX_EPOCHS, MODEL_LABELS, MODELS, DigitsConfig, model_summary
+from core.digits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MODEL_LABELS,
+    MODELS,
+    DigitsConfig,
+    DigitsResult,
+    model_summary,
+)
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
-from ui.charts import confusion_chart, per_class_chart, probability_chart
-from ui.explain_view import drawing_insights_ui
+from ui.charts import (
+    batch_chart,
+    confusion_chart,
+    epoch_frame,
+    metric_chart,
+    per_class_chart,
+    probability_chart,
+)
+from ui.explain_view import drawing_insights_ui, filters_live_ui
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.resources import session_handle
 from ui.runs import RunRecord
@@ -140,9 +156,23 @@ def form_ui(
         return None
 
 
+def charts_ui(active: RunRecord) -> None:
+    """Per-batch and per-epoch loss and accuracy of the latest run."""
+    left, right = st.columns(2)
+    batch_chart([active], metric="loss", container=left)
+    batch_chart([active], metric="accuracy", container=right)
+    frame = epoch_frame([active])
+    left, right = st.columns(2)
+    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
+    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+    filters_live_ui(active)
+
+
 def results_ui(run: RunRecord, data: MnistData) -> None:
     """Test accuracy, confusion matrix, per-class accuracy and a gallery of mistakes."""
     result = run.result
+    if not isinstance(result, DigitsResult):
+        return
     st.metric("Test accuracy", f"{result.test_accuracy:.2%}")
     left, right = st.columns(2)
     left.altair_chart(confusion_chart(result.confusion), width="stretch")
@@ -157,21 +187,41 @@ def results_ui(run: RunRecord, data: MnistData) -> None:
             )
 
 
-def reader_ui(latest: RunRecord | None):
-    """Which model reads the drawings: this session's last run or a saved one."""
+def drawing_ui(run: RunRecord | None, data: MnistData | None) -> None:
+    """Which model reads, the canvas with what the model reads, then "My digits".
+
+    A stroke reruns only the canvas fragment (not the charts, results and form above it), and each part
+    sits in a container placed on every run, so the rerun when training ends keeps the canvas and the
+    stroke on it.
+    """
+    from ui.personal_view import personal_ui
+
+    with st.container():
+        reader = reader_ui(run)
+
+    @st.fragment
+    def drawing() -> None:
+        canvas_ui(reader)
+
+    with st.container():
+        drawing()
+    with st.container():
+        personal_ui(reader, data)
+
+
+def reader_ui(run: RunRecord | None) -> Any:
+    """Which model reads the drawings: the run picked above or a saved one."""
     st.subheader("Draw a digit")
-    sources = ["This session's last run", "A saved model"]
+    sources = ["The run picked above", "A saved model"]
     source = st.radio("Model", sources, horizontal=True, key="digits_reader_source")
     if source == sources[0]:
-        return latest.model if latest is not None else None
+        return run.model if run is not None else None
     picked = use_saved_ui(task="digits", key_prefix="digits")
     return picked[1] if picked is not None else None
 
 
-def canvas_ui(model) -> None:
+def canvas_ui(model: Any) -> None:
     """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
-    if "digits_canvas_version" not in st.session_state:
-        st.session_state["digits_canvas_version"] = 0
     left, middle, right = st.columns([3, 2, 4])
     with left:
         drawing = st_canvas(
@@ -185,8 +235,9 @@ def canvas_ui(model) -> None:
             key=f"digits_canvas_{st.session_state['digits_canvas_version']}",
         )
         if st.button("Clear", key="digits_clear"):
+            # A new key gives a new, empty canvas; only this fragment reruns.
             st.session_state["digits_canvas_version"] += 1
-            st.rerun()
+            st.rerun(scope="fragment")
     image = preprocess_canvas(np.asarray(drawing.image_data)) if drawing.image_data is not None else None
     if image is None:
         middle.info("Draw a digit on the black square.")

@@ -1,47 +1,140 @@
-"""Polling helpers shared by the training pages: fold job events into a run and show its status."""
+"""The one job poller: every live job on every page is watched through `poll_ui`.
+
+One rate (`LTL_POLL_SECONDS`) and one protocol: a fragment reruns on its own every poll while its job is
+live; the poll that sees the job end returns True, and the poller then reruns the whole page once, so
+every part of the page sees the outcome and the fragment is registered again without `run_every`.
+Training pages use it through `live_run_ui`, the Model Cache's load and formats jobs through
+`job_poll_ui`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import streamlit as st
 
-from core.jobs import JobRunner, JobState
+from core.jobs import Job, JobRunner, JobState
 from core.settings import env_number
 from ui.runs import RunRecord, format_seconds
 
 # Seconds between fragment reruns while a job is live; each rerun costs the server a script run.
 POLL_SECONDS = env_number("LTL_POLL_SECONDS", default=2.0, low=0.2, high=60, whole=False)
+# Charts redraw once every this many polls (see `live_run_ui`).
+CHART_POLLS = 2
 
 
-def chart_interval(run: RunRecord | None) -> float | None:
-    """Redraw charts half as often as the status line: each redraw costs the browser far more."""
-    return 2 * POLL_SECONDS if run is not None and not run.done else None
+def poll_ui(step: Callable[[], bool], *, live: bool, every: float = POLL_SECONDS) -> None:
+    """Draw `step` in its own fragment, rerun every `every` s while `live`; True from it ends the job."""
+
+    @st.fragment(run_every=every if live else None)
+    def poll() -> None:
+        if step():
+            # The job just ended: rerun the page once so everything sees it and polling stops.
+            st.rerun()
+
+    # Its own container gives each call its own fragment identity (Streamlit derives it from the
+    # function and the container it is called in) and holds one fixed place on the page.
+    with st.container():
+        poll()
 
 
-def poll_interval(run: RunRecord | None) -> float | None:
-    """Poll while the run's job is live; stop polling once it is done."""
-    return POLL_SECONDS if run is not None and not run.done else None
+@dataclass(frozen=True, slots=True)
+class TrackedJob:
+    """A job a page follows, and the stored model it works on (its outcome is filed under that)."""
+
+    job_id: str
+    model_id: str | None = None  # None for a job on no stored model yet (an upload).
 
 
-def sync_run(run: RunRecord, runner: JobRunner) -> None:
-    """Drain the job's events into the run; on the step to done, rerun the page to stop polling."""
-    if run.done:
-        return
-    job = runner.get(run.job_id)
-    if job is None:
-        run.state = "cancelled"
-        run.stopped_reason = run.stopped_reason or "The job is gone (the server was restarted)."
-        st.rerun()
-        return
-    run.apply(job.drain())
-    run.state = job.state.value
-    if job.state.done:
-        run.error = job.error
-        result = job.result
-        if result is not None:
-            run.model = result.model
-            run.result = result
-            run.stopped_reason = result.stopped_reason or run.stopped_reason
-        st.rerun()
+def job_poll_ui(
+    state_key: str,
+    runner: JobRunner,
+    *,
+    running: Callable[[Job], None],
+    ended: Callable[[Job, TrackedJob], None],
+    idle: Callable[[], None],
+    every: float = POLL_SECONDS,
+) -> None:
+    """Follow the job kept under `state_key`: `running` while it runs, `ended` once, then `idle`."""
+
+    def step() -> bool:
+        tracked: TrackedJob | None = st.session_state[state_key]
+        if tracked is None:
+            idle()
+            return False
+        job = runner.get(tracked.job_id)
+        if job is not None and not job.state.done:
+            running(job)
+            return False
+        st.session_state[state_key] = None
+        if job is not None:
+            ended(job, tracked)
+        return True
+
+    poll_ui(step, live=st.session_state[state_key] is not None, every=every)
+
+
+def sync_runs(runs: list[RunRecord], runner: JobRunner) -> bool:
+    """Drain every live run's job into its record; true if one of them has just ended."""
+    ended = False
+    for run in runs:
+        if run.done:
+            continue
+        job = runner.get(run.job_id)
+        if job is None:
+            run.state = "cancelled"
+            run.stopped_reason = run.stopped_reason or "The job is gone (the server was restarted)."
+            ended = True
+            continue
+        run.apply(job.drain())
+        run.state = job.state.value
+        if job.state.done:
+            run.error = job.error
+            result = job.result
+            if result is not None:
+                run.model = result.model
+                run.result = result
+                run.stopped_reason = result.stopped_reason or run.stopped_reason
+            ended = True
+    return ended
+
+
+def live_run_ui(
+    runs: list[RunRecord],
+    runner: JobRunner,
+    *,
+    key: str,
+    charts: Callable[[RunRecord], None],
+    idle: str | None = None,
+) -> None:
+    """The status line and the charts of the page's latest run, polled while any of its runs is live.
+
+    Two fragments of the one poller, not one: the status drains the jobs and redraws every poll, the
+    charts redraw every `CHART_POLLS` polls from what the status drained. A chart redraw costs the
+    browser a Vega re-embed and the server a data frame on the same cores that train, so the cheap
+    status line stays current while the charts follow at a lower rate.
+    """
+    active = runs[-1] if runs else None
+    live = any(not run.done for run in runs)
+
+    def status() -> bool:
+        if active is None:
+            if idle:
+                st.info(idle)
+            return False
+        ended = sync_runs(runs, runner)
+        status_ui(active, runner, key=key)
+        return ended
+
+    def draw() -> bool:
+        # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
+        if active is not None and (active.epochs or active.batches):
+            charts(active)
+        return False
+
+    poll_ui(status, live=live)
+    poll_ui(draw, live=live, every=CHART_POLLS * POLL_SECONDS)
 
 
 def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:

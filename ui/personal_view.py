@@ -13,18 +13,20 @@ from core.personal import (
     MAX_EXAMPLES,
     MIN_FINETUNE_EXAMPLES,
     FinetuneConfig,
+    FinetuneResult,
     PersonalDigits,
     finetune_digits,
     load_npz,
 )
 from ui.charts import epoch_frame, metric_chart
-from ui.live import poll_interval, status_ui, sync_run
+from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
 from ui.saved_models import save_ui
 
 PERSONAL_KEY = "digits_personal"
 RUNS_KEY = "digits_personal_runs"
+ADDED_KEY = "digits_personal_added"  # The toast for an example just added, shown after the rerun.
 GALLERY_COLUMNS = 10
 GALLERY_LIMIT = 50  # Examples shown with a delete button (the newest ones).
 
@@ -51,7 +53,9 @@ def add_drawing_ui(image: np.ndarray | None) -> None:
         except ValueError as error:
             st.error(str(error))
         else:
-            st.toast(f"Added a {label}: {len(personal)} examples.")
+            # The gallery below the canvas fragment shows the new example only after a full rerun.
+            st.session_state[ADDED_KEY] = f"Added a {label}: {len(personal)} examples."
+            st.rerun()
 
 
 def gallery_ui(personal: PersonalDigits) -> None:
@@ -99,6 +103,8 @@ def file_ui(personal: PersonalDigits) -> None:
 def results_ui(run: RunRecord) -> None:
     """Accuracy before and after fine-tuning, on the held-out personal digits and on MNIST."""
     result = run.result
+    if not isinstance(result, FinetuneResult):
+        return
     left, right = st.columns(2)
     left.metric(
         f"My held-out digits ({result.held_out})",
@@ -118,6 +124,9 @@ def personal_ui(model: Any, data: MnistData | None) -> None:
     if data is None:
         return  # Fine-tuning mixes in MNIST; the page already says how to provide it.
     st.subheader("My digits")
+    added = st.session_state.pop(ADDED_KEY, None)
+    if added:
+        st.toast(added)
     personal = personal_set()
     runs: list[RunRecord] = session_runs(RUNS_KEY)
     gallery_ui(personal)
@@ -151,35 +160,21 @@ def personal_ui(model: Any, data: MnistData | None) -> None:
         else:
             runs.append(
                 RunRecord(
-                    label=f"fine-tune #{len(runs) + 1}",
-                    job_id=job.id,
-                    config={"epochs": config.epochs},
-                    unit="Epoch",
+                    label=f"fine-tune #{len(runs) + 1}", job_id=job.id, config=config, unit="Epoch"
                 )
             )
-    active = runs[-1] if runs else None
-    finetune_live_ui(active)
-    if active is not None and active.result is not None:
-        results_ui(active)
+    live_run_ui(runs, get_runner(), key="digits_personal_stop", charts=finetune_charts_ui)
+    chosen = runs[-1] if runs else None
+    if chosen is not None and chosen.result is not None:
+        results_ui(chosen)
 
 
-def finetune_live_ui(active: RunRecord | None) -> None:
-    """Poll the fine-tuning job: status, then its loss and held-out accuracy per epoch."""
-
-    @st.fragment(run_every=poll_interval(active))
-    def live() -> None:
-        if active is None:
-            return
-        sync_run(active, get_runner())
-        status_ui(active, get_runner(), key="digits_personal_stop")
-        if active.epochs:
-            frame = epoch_frame([active])
-            frame["split"] = frame["split"].replace({"validation": "my held-out digits"})
-            left, right = st.columns(2)
-            metric_chart(frame, metric="loss", title="Fine-tune loss", x_title="Epoch", container=left)
-            metric_chart(
-                frame, metric="accuracy", title="Fine-tune accuracy", x_title="Epoch", container=right
-            )
-
-    # One poll drives both the status and the charts: a fine-tuning run is a few short epochs.
-    live()
+def finetune_charts_ui(active: RunRecord) -> None:
+    """The fine-tuning run's loss and held-out accuracy per epoch."""
+    if not active.epochs:
+        return
+    frame = epoch_frame([active])
+    frame["split"] = frame["split"].replace({"validation": "my held-out digits"})
+    left, right = st.columns(2)
+    metric_chart(frame, metric="loss", title="Fine-tune loss", x_title="Epoch", container=left)
+    metric_chart(frame, metric="accuracy", title="Fine-tune accuracy", x_title="Epoch", container=right)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -15,42 +14,15 @@ from core.jobs import Job, JobRunner, default_workers
 from core.modelstore.cache import ModelCache
 from core.modelstore.loading import load_cached
 from core.modelstore.store import ModelStore
-from core.runtime import configure_tensorflow, return_freed_memory
+from core.runtime import return_freed_memory
 from core.settings import env_number
 from ui.runs import RunRecord
 
 
 @st.cache_resource(show_spinner=False)
 def get_runner() -> JobRunner:
-    """The process-wide bounded job runner."""
-    workers = default_workers()
-    configure_tensorflow(workers=workers)
-    import keras  # noqa: F401 - Imported here so the freeze below covers TensorFlow's objects.
-
-    # A full garbage collection with TensorFlow loaded walks ~400k objects and holds the GIL for
-    # ~0.2 s, starving training threads. Freezing the long-lived import-time objects makes each
-    # collection skip them (0.2 s -> ~0 ms).
-    gc.freeze()
-    keep_keras_state_between_runs()
-    return JobRunner(max_workers=workers, after_job=return_freed_memory)
-
-
-def keep_keras_state_between_runs() -> None:
-    """Stop Streamlit calling `keras.backend.clear_session()` after every script and fragment run."""
-    from streamlit.runtime.scriptrunner import script_runner
-
-    # Streamlit 1.67 has no setting for this. clear_session() clears TensorFlow's eager kernel cache
-    # and resets Keras's name counters process-wide, so a page polled every second made a training
-    # thread rebuild its kernels each time (3x slower, measured) and concurrent model builds collide
-    # on layer names. The app never relies on that reset: models are built in jobs, fully named.
-    def clean_problem_modules() -> None:
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        if pyplot is not None:
-            pyplot.close("all")
-
-    if not hasattr(script_runner, "_clean_problem_modules"):
-        raise RuntimeError("Streamlit's script runner changed; review keep_keras_state_between_runs().")
-    script_runner._clean_problem_modules = clean_problem_modules
+    """The process-wide bounded job runner (process tuning is `ui.process.prepare_process`)."""
+    return JobRunner(max_workers=default_workers(), after_job=return_freed_memory)
 
 
 @dataclass

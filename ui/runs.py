@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from core.addition import AdditionConfig
+from core.digits import DigitsConfig
 from core.events import (
     BatchEnded,
     EpochEnded,
@@ -14,9 +17,20 @@ from core.events import (
     TrainingEvent,
     TrainingStopped,
 )
+from core.personal import FinetuneConfig
+
+if TYPE_CHECKING:
+    import keras
+
+    from core.training import TrainingResult
 
 # A page keeps at most this many batch points per run; older ones are thinned out.
 MAX_BATCH_POINTS = 2_000
+# The time per epoch in the ETA is the median of this many recent epochs, so one slow epoch (a busy
+# server, a garbage collection) does not make the estimate jump.
+ETA_WINDOW = 9
+
+RunConfig = AdditionConfig | DigitsConfig | FinetuneConfig
 
 
 @dataclass
@@ -25,7 +39,7 @@ class RunRecord:
 
     label: str
     job_id: str
-    config: dict[str, Any]
+    config: RunConfig  # The typed config the run was trained with (never the link's strings).
     unit: str = "Iteration"  # What one epoch is called on the page.
     epochs: list[EpochEnded] = field(default_factory=list)
     batches: list[BatchEnded] = field(default_factory=list)
@@ -33,8 +47,8 @@ class RunRecord:
     state: str = "queued"
     error: str | None = None
     stopped_reason: str | None = None
-    model: Any = None  # The trained keras.Model once the job is done.
-    result: Any = None  # The job's whole result (scores and all) once it is done.
+    model: keras.Model | None = None  # The trained model once the job is done.
+    result: TrainingResult | None = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
     saved_name: str | None = None
     filters: list[FiltersSnapshot] = field(default_factory=list)  # First conv layer, once per epoch.
@@ -73,35 +87,53 @@ class RunRecord:
         """Whether the run's job has ended one way or another."""
         return self.state in ("finished", "failed", "cancelled")
 
+    @property
+    def planned_epochs(self) -> int:
+        """How many epochs (iterations on the Addition page) the run was asked for."""
+        match self.config:
+            case AdditionConfig():
+                return self.config.iterations
+            case DigitsConfig() | FinetuneConfig():
+                return self.config.epochs
+
+    def epochs_done(self) -> float:
+        """Epochs done so far, the running one counted by its share of batches."""
+        finished = self.epochs[-1].epoch if self.epochs else 0
+        if self.batches and self.batches[-1].epoch > finished:
+            batch = self.batches[-1]
+            return (batch.epoch - 1) + batch.batch / max(1, batch.batches)
+        return float(finished)
+
     def fraction_done(self) -> float:
         """Share of the run done, from the last epoch or batch event."""
-        if self.batches and (not self.epochs or self.batches[-1].epoch > self.epochs[-1].epoch):
-            batch = self.batches[-1]
-            epochs = self.epochs[-1].epochs if self.epochs else self.config.get("epochs", 1)
-            return min(
-                1.0, ((batch.epoch - 1) + batch.batch / max(1, batch.batches)) / max(1, int(epochs))
-            )
-        if self.epochs:
-            return self.epochs[-1].epoch / self.epochs[-1].epochs
-        return 0.0
+        return min(1.0, self.epochs_done() / max(1, self.planned_epochs))
+
+    def seconds_per_epoch(self) -> float | None:
+        """Typical seconds per epoch: median of the recent ones, leaving out the first (tracing)."""
+        if not self.epochs:
+            return None
+        timed = self.epochs[1:] or self.epochs
+        return statistics.median(event.seconds for event in timed[-ETA_WINDOW:])
 
     def progress_text(self) -> str:
-        """'Iteration i of N — x s/iteration — ETA ~y s' for the status line."""
-        if not self.epochs:
-            if self.batches:
-                last_batch = self.batches[-1]
-                return (
-                    f"{self.unit} {last_batch.epoch}: batch {last_batch.batch} of {last_batch.batches}"
-                )
+        """'Epoch i of N — batch b of B — x s/epoch — ETA ~y s' for the status line."""
+        parts = []
+        batch = self.batches[-1] if self.batches else None
+        finished = self.epochs[-1].epoch if self.epochs else 0
+        if batch is not None and batch.epoch > finished:
+            # Between epoch ends the batches say how far the running epoch is.
+            parts.append(f"{self.unit} {batch.epoch} of {self.planned_epochs}")
+            parts.append(f"batch {batch.batch} of {batch.batches}")
+        elif self.epochs:
+            parts.append(f"{self.unit} {finished} of {self.planned_epochs}")
+        else:
             return "Starting…"
-        last = self.epochs[-1]
-        recent = self.epochs[-5:]
-        per_epoch = sum(event.seconds for event in recent) / len(recent)
-        remaining = (last.epochs - last.epoch) * per_epoch
-        return (
-            f"{self.unit} {last.epoch} of {last.epochs} — {per_epoch:.2f} s/{self.unit.lower()} — "
-            f"ETA {format_seconds(remaining)}"
-        )
+        per_epoch = self.seconds_per_epoch()
+        if per_epoch is not None:
+            remaining = max(0.0, self.planned_epochs - self.epochs_done()) * per_epoch
+            parts.append(f"{per_epoch:.2f} s/{self.unit.lower()}")
+            parts.append(f"ETA {format_seconds(remaining)}")
+        return " — ".join(parts)
 
 
 def format_seconds(seconds: float) -> str:

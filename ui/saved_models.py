@@ -49,7 +49,7 @@ def save_ui(run: RunRecord, *, task: str, metrics: dict[str, float], key_prefix:
             run.model,
             name=name.strip(),
             task=task,
-            config=dataclasses.asdict(run.result.config),
+            config=dataclasses.asdict(run.config),
             metrics=metrics,
         )
     except ValueError as error:
@@ -85,10 +85,9 @@ def use_saved_ui(*, task: str, key_prefix: str) -> tuple[StoredModel, Any] | Non
         format_func=lambda model_id: describe(by_id[model_id]),
         key=f"{key_prefix}_saved_choice",
     )
-    state_key = f"{key_prefix}_saved_loaded"
     if right.button("Load", key=f"{key_prefix}_saved_load"):
-        st.session_state[state_key] = chosen_id
-    loaded_id = st.session_state.get(state_key)
+        st.session_state[f"{key_prefix}_saved_loaded"] = chosen_id
+    loaded_id = st.session_state[f"{key_prefix}_saved_loaded"]
     if loaded_id not in by_id:
         return None
     cache = get_model_cache()
@@ -100,7 +99,7 @@ def use_saved_ui(*, task: str, key_prefix: str) -> tuple[StoredModel, Any] | Non
     try:
         model = load_cached(store, cache, loaded_id, on_progress=show_progress)
     except ValueError as error:
-        st.session_state.pop(state_key, None)
+        st.session_state[f"{key_prefix}_saved_loaded"] = None
         st.error(str(error))
         return None
     progress.empty()

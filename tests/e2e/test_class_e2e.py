@@ -83,7 +83,7 @@ def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser
     page.get_by_text("Make a lesson link").click()
     page.get_by_label("Preset values").fill("digits=1&training_size=55")
     page.get_by_label("Preset values").press("Enter")
-    # The rerun that takes the preset must be over before the multiselect opens, or it closes under the click.
+    # The preset's rerun must be over before the multiselect opens, or it closes under the click.
     expect(page.get_by_test_id("stCode").filter(has_text="training_size=55").first).to_be_visible()
     page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields").locator("input").click()
     page.get_by_role("option", name="digits", exact=True).click()

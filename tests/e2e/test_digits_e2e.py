@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
@@ -23,22 +22,11 @@ def draw_stroke(page, canvas, points):
     page.mouse.up()
 
 
-def draw_a_one(page, attempts: int = 3):
-    """Draw a "1" (one vertical stroke) until the page reads it.
-
-    The page reruns once more when training ends and may remount the canvas under the mouse; a stroke
-    drawn on a canvas that is being replaced is lost, so it is drawn again.
-    """
-    for _ in range(attempts):
-        canvas = page.locator("canvas.upper-canvas").first
-        try:
-            canvas.scroll_into_view_if_needed(timeout=15_000)
-            draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
-            expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=20_000)
-            return
-        except (PlaywrightError, AssertionError):
-            continue
-    raise AssertionError(f"the drawing was not read after {attempts} attempts")
+def draw_a_one(page):
+    """Draw a "1": one vertical stroke down the middle of the canvas."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed(timeout=15_000)
+    draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
 
 
 def test_train_then_draw_a_digit(server, page):
@@ -51,14 +39,20 @@ def test_train_then_draw_a_digit(server, page):
 
     expect(page.get_by_text(re.compile(r"Epoch \d"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Per-batch loss")).to_be_visible(timeout=60_000)
+    # Drawn while training runs: the rerun when training ends must keep the stroke.
+    draw_a_one(page)
+    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=20_000)
     expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=180_000)
     expect(page.get_by_text("Confusion matrix (test set)")).to_be_visible()
 
-    draw_a_one(page)
-    expect(page.get_by_text("Prediction")).to_be_visible()
+    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible()
+    prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+    expect(prediction.get_by_test_id("stMetricValue")).to_have_text("1", timeout=30_000)
     expect(page.get_by_text("Probabilities")).to_be_visible()
     expect(page.get_by_text(re.compile(r"\d+% confident"))).to_be_visible()
-    screenshot(page, "digits")
+    screenshot(page, "digits_1400")
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    screenshot(page, "digits_1024")
 
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("Draw a digit on the black square.")).to_be_visible(timeout=30_000)

@@ -2,6 +2,7 @@
 
 import threading
 
+from core.addition import AdditionConfig
 from core.jobs import JobRunner, JobState
 from core.runtime import return_freed_memory
 from ui.resources import SessionHandle, _release_session
@@ -23,9 +24,9 @@ def test_releasing_a_session_cancels_its_jobs_and_drops_its_models_and_data():
         mine = runner.submit(gated, owner="mine", kind="addition")
         assert started.wait(DEADLINE)
         theirs = runner.submit(lambda emit, stop: "kept", owner="theirs", kind="addition")
-        finished = RunRecord(label="#1", job_id="job-0", config={}, state="finished")
+        finished = RunRecord(label="#1", job_id="job-0", config=AdditionConfig(), state="finished")
         finished.model, finished.result = object(), object()
-        running = RunRecord(label="#2", job_id=mine.id, config={}, state="running")
+        running = RunRecord(label="#2", job_id=mine.id, config=AdditionConfig(), state="running")
         handle = SessionHandle(owner="mine", runner=runner, run_lists=[[finished, running]])
         handle.uploaded_mnist = object()
 
