@@ -85,7 +85,10 @@ def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser
     page.get_by_label("Preset values").press("Enter")
     # The preset's rerun must be over before the multiselect opens, or it closes under the click.
     expect(page.get_by_test_id("stCode").filter(has_text="training_size=55").first).to_be_visible()
-    page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields").locator("input").click()
+    # Open, then type: a click on the empty field did not always open the options list.
+    lock_fields = page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields")
+    lock_fields.get_by_role("button", name="Open").click()
+    lock_fields.locator("input").fill("digits")
     page.get_by_role("option", name="digits", exact=True).click()
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="Lock fields")).to_contain_text("digits")
