@@ -246,6 +246,8 @@ def _load_explicit(path: Path, label: str) -> MnistData:
 
 def _download(directory: Path) -> None:
     """Download the four official gzip files into `directory`, verifying each sha256."""
+    # Not keras.utils.get_file (Keras 3.x): it has no timeout or size cap (urlretrieve), raises a bare
+    # Exception for HTTP errors and prints a progress bar to stdout; this loop keeps all three right.
     directory.mkdir(parents=True, exist_ok=True)
     for name, expected_sha256 in MNIST_SHA256.items():
         target = directory / name
