@@ -35,6 +35,10 @@ from ui.resources import session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
+CANVAS_SIZE = 280  # Pixels of the drawing square (10x the 28-px image the model reads).
+CANVAS_MARGIN = 8  # The component's frame around the square.
+MIDDLE_WIDTH = 170  # "What the model sees" and the prediction.
+
 
 def data_ui() -> MnistData | None:
     """Where MNIST comes from, or how to provide it."""
@@ -86,8 +90,9 @@ def form_ui(
     show_locked_presets("digits", locked)
     slot = lesson_slot(hidden, defaults.get)
     with st.form("digits_form"):
-        left, middle, right = st.columns(3)
-        model_name = slot(left, "model").selectbox(
+        # The model's long label gets a row of its own; the two ticks share a wide column, so no label
+        # is cut at 1024 px.
+        model_name = slot(st, "model").selectbox(
             "Model",
             list(MODELS),
             list(MODELS).index(defaults["model"]),
@@ -95,10 +100,11 @@ def form_ui(
             key="digits_model",
             disabled="model" in locked,
         )
-        epochs = slot(middle, "epochs").number_input(
+        left, middle, right = st.columns(3)
+        epochs = slot(left, "epochs").number_input(
             "Epochs", 1, MAX_EPOCHS, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
         )
-        batch_size = slot(right, "batch_size").number_input(
+        batch_size = slot(middle, "batch_size").number_input(
             "Batch size",
             1,
             MAX_BATCH_SIZE,
@@ -106,7 +112,7 @@ def form_ui(
             key="digits_batch_size",
             disabled="batch_size" in locked,
         )
-        learning_rate = slot(left, "learning_rate").number_input(
+        learning_rate = slot(right, "learning_rate").number_input(
             "Learning rate",
             0.00001,
             1.0,
@@ -116,7 +122,8 @@ def form_ui(
             key="digits_learning_rate",
             disabled="learning_rate" in locked,
         )
-        training_size = slot(middle, "training_size").number_input(
+        left, wide = st.columns([1, 2])
+        training_size = slot(left, "training_size").number_input(
             "Training images (0 = all)",
             0,
             available,
@@ -125,14 +132,14 @@ def form_ui(
             key="digits_training_size",
             disabled="training_size" in locked,
         )
-        augment = slot(right, "augment").checkbox(
+        augment = slot(wide, "augment").checkbox(
             "Augment (shift, rotate, zoom)",
             defaults["augment"],
             key="digits_augment",
             disabled="augment" in locked,
             help="Random small shifts, rotations and zooms make hand drawings easier to read.",
         )
-        decay = slot(left, "decay").checkbox(
+        decay = slot(wide, "decay").checkbox(
             "Decay the learning rate",
             defaults["decay"],
             key="digits_decay",
@@ -222,14 +229,19 @@ def reader_ui(run: RunRecord | None) -> Any:
 
 def canvas_ui(model: Any) -> None:
     """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
-    left, middle, right = st.columns([3, 2, 4])
+    # A wrapping row of fixed-width parts: the 280-px square never shrinks into a clipped rectangle
+    # (columns at 1024 px were 177 px wide); on a narrow window the parts wrap under one another.
+    row = st.container(horizontal=True, wrap=True, gap="medium")
+    left = row.container(width=CANVAS_SIZE + CANVAS_MARGIN)
+    middle = row.container(width=MIDDLE_WIDTH)
+    right = row.container(width="stretch")
     with left:
         drawing = st_canvas(
             stroke_width=20,
             stroke_color="#FFFFFF",
             background_color="#000000",
-            height=280,
-            width=280,
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
             drawing_mode="freedraw",
             return_image_data=True,
             key=f"digits_canvas_{st.session_state['digits_canvas_version']}",

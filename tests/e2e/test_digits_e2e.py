@@ -56,3 +56,23 @@ def test_train_then_draw_a_digit(server, page):
 
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("Draw a digit on the black square.")).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.parametrize("width", [400, 1024, 1400])
+def test_the_canvas_stays_square_and_whole_at_every_width(server, page, width):
+    # At 1024 px the canvas sat in a 177-px column: a clipped tall rectangle instead of the square.
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(f"{server.url}/digits")
+    page.locator("canvas.upper-canvas").first.scroll_into_view_if_needed(timeout=60_000)
+    # The drawing sits in a shadow root; its host's box is what the page lets the student see.
+    host = page.locator("[class*='st-key-digits_canvas_']").first
+    box = host.bounding_box()
+    assert box is not None
+    assert (box["width"], box["height"]) == (280, 280)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    corner = [box["x"] + box["width"] - 3, box["y"] + box["height"] - 3]
+    stack = page.evaluate(
+        "([x, y]) => document.elementsFromPoint(x, y).map(element => String(element.className))", corner
+    )
+    assert any("st-key-digits_canvas_" in name for name in stack), stack
+    screenshot(page, f"digits_canvas_{width}")
