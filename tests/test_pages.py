@@ -271,6 +271,12 @@ def test_addition_saves_a_finished_run_and_answers_typed_sums():
     at.session_state["addition_runs"] = [run]
     at.run()
     assert not at.exception
+    # The proposed name and the example sum are ones this store and this 1-digit model accept.
+    from core.addition import parse_question
+    from core.modelstore.store import validate_name
+
+    validate_name(at.text_input(key="addition_save_name").value)
+    parse_question(at.text_input(key="addition_question").placeholder, digits=1)
     at.text_input(key="addition_save_name").set_value("my adder")
     at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
     assert not at.exception

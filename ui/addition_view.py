@@ -13,6 +13,7 @@ from core.addition import (
     MAX_TRAINING_SIZE,
     RNN_TYPES,
     AdditionConfig,
+    example_question,
     parse_question,
     solve,
 )
@@ -178,7 +179,10 @@ def ask_ui(chosen: RunRecord | None) -> None:
             return
         record, model = picked
         digits, reverse = int(record.config.get("digits", 1)), bool(record.config.get("reverse", True))
-    question = st.text_input("Type a sum", placeholder="12+345", max_chars=40, key="addition_question")
+    # An example this model can answer (the old fixed "12+345" was refused by 2-digit models).
+    question = st.text_input(
+        "Type a sum", placeholder=example_question(digits), max_chars=40, key="addition_question"
+    )
     if not question.strip():
         return
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from core.modelstore.cache import ModelCache
 from core.modelstore.compare import FormatReport
 from core.modelstore.derive import compare_stored, derive_tflite
 from core.modelstore.formats import FORMATS, QUANTIZATIONS
-from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel
+from core.modelstore.store import MAX_UPLOAD_BYTES, ModelStore, StoredModel, allowed_name
 from core.tasks import TASKS, score
 from ui.charts import formats_chart
 from ui.live import TrackedJob, job_poll_ui
@@ -42,9 +41,7 @@ class Refused:
 
 def export_file_name(record: StoredModel) -> str:
     """The model's own name as a download file name (names are already path-safe), plus its suffix."""
-    # The name rule allows only letters, digits, spaces and - _ . ( ); anything else would be replaced.
-    safe = re.sub(r"[^A-Za-z0-9 ._()\-]", "_", record.name).strip(" .") or "model"
-    return safe + FORMATS[record.format].suffix
+    return allowed_name(record.name) + FORMATS[record.format].suffix
 
 
 def _forget_messages() -> None:

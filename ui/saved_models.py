@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.modelstore.loading import load_cached
-from core.modelstore.store import ModelStore, StoredModel
+from core.modelstore.store import ModelStore, StoredModel, allowed_name
 from ui.resources import get_model_cache, get_store
 from ui.runs import RunRecord
 
@@ -37,7 +37,8 @@ def save_ui(run: RunRecord, *, task: str, metrics: dict[str, float], key_prefix:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         name = left.text_input(
             "Name",
-            f"{task} {run.label.lstrip('#')} {time.strftime('%H%M%S')}",
+            # The run's label may hold characters a name may not (e.g. "+aug"): propose a valid one.
+            allowed_name(f"{task} {run.label.lstrip('#')} {time.strftime('%H%M%S')}"),
             max_chars=64,
             key=f"{key_prefix}_save_name",
             help="Letters, digits, spaces and - _ . ( ), up to 64.",

@@ -109,6 +109,13 @@ def default_store_directory() -> Path:
     return Path(data_home) / "live-training-lab" / "models"
 
 
+def allowed_name(text: str, *, fallback: str = "model") -> str:
+    """`text` made into a name `validate_name` accepts: other characters become '-', edges trimmed."""
+    cleaned = re.sub(r"[^A-Za-z0-9 ._()\-]", "-", text)
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)[:MAX_NAME_LENGTH].strip(" .")
+    return cleaned or fallback
+
+
 def validate_name(name: object) -> str:
     """The name unchanged if it is an allowed display label, else ValueError saying what is allowed."""
     if not isinstance(name, str):

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import keras
 import numpy as np
 import pytest
@@ -603,3 +604,23 @@ def test_upload_refuses_a_model_that_fits_no_task(store: ModelStore, tmp_path: P
     with pytest.raises(ValueError, match="fit neither task"):
         store.upload_keras(keras_bytes(model, tmp_path), name="other")
     assert store.list_models() == []
+
+
+@hypothesis.given(hypothesis.strategies.text(max_size=200))
+def test_allowed_name_turns_any_text_into_a_name_the_store_accepts(text):
+    # A proposed save name came from a run label such as "#1 strong +aug" and was refused for its "+".
+    from core.modelstore.store import allowed_name, validate_name
+
+    assert validate_name(allowed_name(text)) == allowed_name(text)
+
+
+@hypothesis.given(
+    hypothesis.strategies.from_regex(
+        r"[A-Za-z0-9_()\-][A-Za-z0-9 _()\-]{0,62}[A-Za-z0-9_()\-]", fullmatch=True
+    )
+)
+def test_allowed_name_keeps_a_valid_name_as_it_is(name):
+    from core.modelstore.store import allowed_name, validate_name
+
+    assert validate_name(name) == name
+    assert allowed_name(name) == name
