@@ -22,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from core.addition import AdditionConfig, train_addition  # noqa: E402
 from core.jobs import default_workers  # noqa: E402
 from core.runtime import configure_tensorflow  # noqa: E402
-from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from harness.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 from ui.links import query_from_config  # noqa: E402
 
 

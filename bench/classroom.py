@@ -14,7 +14,6 @@ itself), and fresh loads of the board are timed alongside the page renders (`boa
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import re
 import statistics
@@ -32,7 +31,8 @@ from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from core.classboard import ClassBoard  # noqa: E402
-from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from harness.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from harness.threads import thread_names  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -51,17 +51,6 @@ def health_seconds(url: str) -> float:
     with urllib.request.urlopen(f"{url}/_stcore/health", timeout=60) as response:
         response.read()
     return time.perf_counter() - started
-
-
-def thread_names(pid: int) -> dict[str, int]:
-    """The server's threads counted by their OS name (TensorFlow names its native ones)."""
-    names: collections.Counter[str] = collections.Counter()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            names[(task / "comm").read_text().strip()] += 1
-        except OSError:
-            pass  # The thread ended while we looked.
-    return dict(names)
 
 
 def render_seconds(browser, url: str) -> float:

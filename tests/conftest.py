@@ -7,25 +7,14 @@ from pathlib import Path
 
 import pytest
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
-MNIST_FILE_NAMES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+from tests.utils.mnist import missing_mnist_files, mnist_directory
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The real MNIST IDX files: `$MNIST_DIR`, else `<repo>/../shared/data/mnist`; fails if missing."""
-    configured = os.environ.get("MNIST_DIR")
-    directory = Path(configured) if configured else REPOSITORY_ROOT.parent / "shared" / "data" / "mnist"
-    missing = [
-        f"{name}[.gz]"
-        for name in MNIST_FILE_NAMES
-        if not ((directory / name).is_file() or (directory / f"{name}.gz").is_file())
-    ]
+    directory = mnist_directory()
+    missing = missing_mnist_files(directory)
     if missing:
         # Failing, not skipping: without the data the MNIST tests would silently prove nothing.
         pytest.fail(f"MNIST test data missing from {directory}: {', '.join(missing)}; set MNIST_DIR")
@@ -35,7 +24,6 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def app_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Point the app at the real MNIST files and a throwaway model store for the whole run."""
-    if not os.environ.get("MNIST_DIR"):
-        os.environ["MNIST_DIR"] = str(REPOSITORY_ROOT.parent / "shared" / "data" / "mnist")
+    os.environ["MNIST_DIR"] = str(mnist_directory())
     # Never write into the developer's own store (~/.local/share/...).
     os.environ["MODEL_STORE_DIR"] = str(tmp_path_factory.mktemp("model-store"))

@@ -1,4 +1,4 @@
-"""House rules checked from the code: core/ stays UI-free; the app keeps Keras state between reruns."""
+"""House rules checked from the code: import boundaries, safe loads, escaped HTML, Keras state kept."""
 
 import ast
 from pathlib import Path
@@ -9,17 +9,36 @@ from streamlit.runtime.scriptrunner import script_runner
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def imported_modules(path: Path) -> list[str]:
+    """Every module `path` imports, at the top or inside functions, as written (`a.b` for `from a.b`)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def importers_of(package: str, *folders: str) -> list[str]:
+    """`file: module` for each import of `package` (or a submodule) in the folders' Python files."""
+    paths = [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))]
+    assert paths, f"no Python files in {folders}: the check would prove nothing"
+    return [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in paths
+        for name in imported_modules(path)
+        if name.split(".")[0] == package
+    ]
+
+
 def test_core_never_imports_streamlit():
-    offenders = []
-    for path in sorted((ROOT / "core").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "streamlit"]
-    assert offenders == []
+    assert importers_of("streamlit", "core") == []
+
+
+def test_bench_and_harness_never_import_tests():
+    # Benchmarks and the shared server harness must run from a checkout without the test suite.
+    assert importers_of("tests", "bench", "harness") == []
 
 
 def test_streamlit_reruns_no_longer_clear_the_keras_session(monkeypatch):

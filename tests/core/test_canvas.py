@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as numpy_strategies
-from keras import layers
 from scipy import ndimage
 
 from core import canvas
 from core.canvas import Prediction, predict_digit, preprocess_canvas
 from core.mnist import parse_idx
+from tests.utils.models import tiny_digits_model
 
 
 def seven_mask(
@@ -238,9 +238,7 @@ def test_preprocess_raises_only_value_error(rgba: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def tiny_model() -> keras.Model:
     keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")]
-    )
+    return tiny_digits_model()
 
 
 def test_predict_digit_returns_a_valid_prediction(tiny_model: keras.Model) -> None:
@@ -260,7 +258,7 @@ def test_predict_digit_returns_a_valid_prediction(tiny_model: keras.Model) -> No
 
 def test_predict_digit_turns_logits_into_probabilities() -> None:
     keras.utils.set_random_seed(1)
-    logits_model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10)])
+    logits_model = tiny_digits_model(softmax=False)
     image = np.random.default_rng(2).random((28, 28, 1), dtype=np.float32)
     logits = np.asarray(logits_model(image[np.newaxis]))[0]
     prediction = predict_digit(logits_model, image)

@@ -9,6 +9,7 @@ from core import explain
 from core.digits import DigitsConfig, build_cnn, build_strong_cnn, normalize_images, train_digits
 from core.events import BatchEnded, FiltersSnapshot
 from core.mnist import MnistData, cached_mnist
+from tests.utils.models import tiny_digits_model
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +88,7 @@ def test_a_model_wrapped_in_a_sequential_is_looked_into(test_images):
 
 
 def test_a_model_that_is_not_a_digit_cnn_is_refused(test_images):
-    inputs = keras.Input(shape=(28, 28, 1))
-    flat = keras.layers.Flatten()(inputs)
-    no_convolution = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(flat))
+    no_convolution = tiny_digits_model()
     with pytest.raises(ValueError, match="needs at least one Conv2D"):
         explain.layer_activations(no_convolution, test_images[0])
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from core import mnist
 from core.mnist import MnistData, MnistNotFoundError, parse_idx
+from tests.utils.mnist import mnist_counts
 
 TYPE_BYTES = {
     "uint8": 0x08,
@@ -199,9 +200,13 @@ def test_mnist_data_rejects_inconsistent_arrays() -> None:
 
 
 def test_load_mnist_reads_the_shared_files(real_mnist: MnistData, mnist_dir: Path) -> None:
-    assert real_mnist.train_images.shape == (24_345, 28, 28)
-    assert real_mnist.test_images.shape == (10_000, 28, 28)
-    assert real_mnist.train_labels.shape == (24_345,) and real_mnist.test_labels.shape == (10_000,)
+    # The counts come from the files' own headers, read apart from the parser under test.
+    counts = mnist_counts(mnist_dir)
+    assert real_mnist.train_images.shape == (counts["train_images"], 28, 28)
+    assert real_mnist.test_images.shape == (counts["test_images"], 28, 28)
+    assert real_mnist.train_labels.shape == (counts["train_labels"],)
+    assert real_mnist.test_labels.shape == (counts["test_labels"],)
+    assert counts["test_images"] == mnist.TEST_COUNT  # The official test set, as the sha256 test shows.
     for array in (real_mnist.train_images, real_mnist.train_labels, real_mnist.test_images):
         assert array.dtype == np.uint8
     assert set(np.unique(real_mnist.train_labels)) == set(range(10))
@@ -311,7 +316,7 @@ def test_load_mnist_downloads_verifies_and_writes_atomically(
     monkeypatch.setattr(mnist, "MNIST_SHA256", hashes)
     data = mnist.load_mnist()
     cache = tmp_path / "keras_home" / "datasets"
-    assert data.source == str(cache) and len(data.test_images) == 10_000
+    assert data.source == str(cache) and len(data.test_images) == mnist_counts(mnist_dir)["test_images"]
     assert sorted(path.name for path in cache.iterdir()) == sorted(hashes)  # No temporary files left.
 
 
@@ -319,7 +324,7 @@ def test_load_mnist_refuses_a_download_with_the_wrong_sha256(
     monkeypatch: pytest.MonkeyPatch, mnist_dir: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(mnist, "MNIST_URL", mnist_dir.as_uri() + "/")
-    # The shared train files hold 24,345 images, so they differ from the official 60,000-image file.
+    # The shared train files hold fewer images than the official 60,000, so their sha256 differs.
     with pytest.raises(
         MnistNotFoundError, match="train-images-idx3-ubyte.gz has sha256 .*, expected 440f"
     ):
@@ -353,7 +358,9 @@ def small_uploads(train_count: int = 12, test_count: int = 7) -> dict[str, np.nd
 def test_uploads_with_official_names_from_the_shared_files(mnist_dir: Path) -> None:
     files = {path.name: path.read_bytes() for path in sorted(mnist_dir.glob("*.gz"))}
     data = mnist.load_mnist_from_uploads(files)
-    assert (len(data.train_images), len(data.test_images)) == (24_345, 10_000)
+    counts = mnist_counts(mnist_dir)
+    assert len(data.train_images) == counts["train_images"]
+    assert len(data.test_images) == counts["test_images"]
     assert data.source == "upload" and data.test_labels[0] == 7
 
 

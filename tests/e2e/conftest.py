@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
+from harness.server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
 
 ARTIFACTS = ROOT / "test-artifacts"
 

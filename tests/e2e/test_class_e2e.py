@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from harness.server import Server
 from tests.e2e.conftest import screenshot
-from tests.e2e.server import Server
 
 # Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
 pytestmark = pytest.mark.e2e

@@ -7,14 +7,14 @@ server must keep answering throughout, and once the tabs close its threads and m
 import json
 import re
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 from playwright.sync_api import expect
 
+from harness.server import Server
+from harness.threads import native_thread_names
 from tests.e2e.conftest import screenshot, wait_until
-from tests.e2e.server import Server
 
 # Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
 pytestmark = pytest.mark.e2e
@@ -39,21 +39,6 @@ def classroom(tmp_path_factory):
     assert "Traceback" not in "".join(running.output), "".join(running.output)
 
 
-def native_threads(pid: int) -> dict[str, int]:
-    """TensorFlow's and the allocator's own threads by OS name, leaving out Python's own threads."""
-    # Python threads keep the process's name ("python", "python3", ...); native ones name themselves.
-    process_name = Path(f"/proc/{pid}/comm").read_text().strip()
-    names: dict[str, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-        except OSError:
-            continue  # The thread ended while we looked.
-        if name != process_name:
-            names[name] = names.get(name, 0) + 1
-    return names
-
-
 def open_session(browser, url):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
@@ -72,7 +57,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
     expect(page.get_by_text(re.compile("Finished 60 iteration"))).to_be_visible(timeout=120_000)
     context.close()
     baseline_threads = process.num_threads()
-    baseline_native = native_threads(process.pid)
+    baseline_native = native_thread_names(process.pid)
     baseline_rss = process.memory_info().rss
 
     sessions = [open_session(browser, f"{server.url}/?{TINY}") for _ in range(SESSIONS)]
@@ -100,7 +85,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
     for context, _ in sessions:
         context.close()
     # TensorFlow's threads go as soon as the sessions release their models (on the server's event loop).
-    assert wait_until(lambda: native_threads(process.pid) == baseline_native, timeout=60)
+    assert wait_until(lambda: native_thread_names(process.pid) == baseline_native, timeout=60)
 
     # The web server's file-serving pool keeps up to 28 threads from the burst and retires those idle
     # for 10 s whenever it is next used, so visit until it has.

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from core.modelstore.store import TEMP_PREFIX, ModelStore
+from harness.server import Server
 from tests.e2e.conftest import screenshot, train_and_save
-from tests.e2e.server import Server
 
 # Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
 pytestmark = pytest.mark.e2e

@@ -1,11 +1,11 @@
 """Tests of derived formats of stored models: quantized children and format comparisons."""
 
-import keras
 import numpy as np
 
 from core.modelstore.cache import ModelCache
 from core.modelstore.derive import compare_stored, derive_tflite, evaluation_data
 from core.modelstore.store import ModelStore
+from tests.utils.models import tiny_digits_model
 
 
 def tiny_addition_model():
@@ -54,11 +54,9 @@ def test_addition_evaluation_data_holds_true_sums(tmp_path):
 
 
 def test_compare_stored_reports_every_format(tmp_path, mnist_dir):
-    inputs = keras.Input((28, 28, 1))
-    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
     store = ModelStore(tmp_path)
     record = store.save_keras(
-        keras.Model(inputs, outputs), name="tiny digits", task="digits", config={}, metrics={}
+        tiny_digits_model(), name="tiny digits", task="digits", config={}, metrics={}
     )
     reports = compare_stored(store, ModelCache(64 * 2**20), record.id)
     assert [report.format for report in reports] == [
@@ -104,11 +102,9 @@ def test_digits_models_are_scored_on_uploaded_mnist_when_the_server_has_none(
         raise mnist_module.MnistNotFoundError("MNIST was not found <urlopen error offline>")
 
     monkeypatch.setattr(derive, "cached_mnist", nowhere)
-    inputs = keras.Input((28, 28, 1))
-    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
     store = ModelStore(tmp_path)
     record = store.save_keras(
-        keras.Model(inputs, outputs), name="tiny digits", task="digits", config={}, metrics={}
+        tiny_digits_model(), name="tiny digits", task="digits", config={}, metrics={}
     )
     cache = ModelCache(64 * 2**20)
     # Without an upload: a message saying what to do on this app, not the loader's error.

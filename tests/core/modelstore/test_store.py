@@ -34,18 +34,11 @@ from core.modelstore.store import (
     default_store_directory,
 )
 from core.modelstore.trust import detect_task
+from tests.utils.models import tiny_digits_model
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 # The smallest bytes the store accepts as a TFLite file: a FlatBuffers header with the "TFL3" identifier.
 FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 4
-
-
-def build_digits_model() -> keras.Model:
-    """Input(28, 28, 1) -> Flatten -> Dense(10, softmax): the smallest digits-shaped model."""
-    inputs = keras.Input(shape=(28, 28, 1))
-    hidden = layers.Flatten()(inputs)
-    outputs = layers.Dense(10, activation="softmax")(hidden)
-    return keras.Model(inputs, outputs)
 
 
 def keras_bytes(model: keras.Model, directory: Path) -> bytes:
@@ -78,7 +71,7 @@ def save_digits(store: ModelStore, model: keras.Model, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def digits_model() -> keras.Model:
-    return build_digits_model()
+    return tiny_digits_model()
 
 
 @pytest.fixture
@@ -187,8 +180,7 @@ def test_concurrent_saves_lose_nothing(store: ModelStore, digits_model: keras.Mo
 CHILD_SAVE_SCRIPT = """
 import os, sys
 from core.modelstore import store as store_module
-from keras import layers
-import keras
+from tests.utils.models import tiny_digits_model
 
 def replace_then_block(source, destination):
     # The temp file is complete: tell the parent, then block until it kills this process.
@@ -198,9 +190,7 @@ def replace_then_block(source, destination):
 
 os.replace = replace_then_block
 store = store_module.ModelStore(sys.argv[1])
-inputs = keras.Input(shape=(28, 28, 1))
-model = keras.Model(inputs, layers.Dense(10, activation="softmax")(layers.Flatten()(inputs)))
-store.save_keras(model, name="half saved", task="digits", config={}, metrics={})
+store.save_keras(tiny_digits_model(), name="half saved", task="digits", config={}, metrics={})
 """
 
 

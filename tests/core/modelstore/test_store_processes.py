@@ -36,12 +36,11 @@ def saver(directory: str, seed: int, start: Any, stop: Any, results: Any) -> Non
 
 
 def _save_at_random(directory: str, seed: int, start: Any, stop: Any) -> dict[str, Any]:
-    import keras
+    from tests.utils.models import tiny_digits_model
 
     generator = random.Random(seed)
     store = ModelStore(directory)
-    inputs = keras.Input((28, 28, 1))
-    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    model = tiny_digits_model(softmax=False)
     kept: dict[str, str] = {}  # Model id -> sha256 of its bytes, for the models this process owns.
     failures: list[str] = []
     counter = 0

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LTL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -23,9 +23,11 @@ START_TIMEOUT = 90
 
 
 def free_port() -> int:
+    """A loopback port that was free a moment ago (the server binds it next)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Server:
@@ -71,9 +73,12 @@ class Server:
         )
         self.output: list[str] = []
         ready = threading.Event()
+        stream = self.process.stdout
+        if stream is None:  # Never with stdout=PIPE; says so to the type checker.
+            raise RuntimeError("streamlit's output is not piped")
 
         def read_output() -> None:
-            for line in self.process.stdout:
+            for line in stream:
                 self.output.append(line)
                 if "You can now view your Streamlit app" in line:
                     ready.set()

@@ -1,0 +1,1 @@
+"""Shared by the browser tests and the benchmarks: a real Streamlit server, /proc thread counts."""

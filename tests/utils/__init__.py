@@ -1,0 +1,1 @@
+"""Helpers shared by several test modules: a tiny digits model and where the real MNIST files are."""
