@@ -719,3 +719,12 @@ def test_every_state_key_a_page_uses_is_set_up_by_its_first_run():
         assert not at.exception
         assert used, f"no state keys of {prefix} found: the check would prove nothing"
         assert [key for key in sorted(used) if key not in at.session_state] == [], script
+
+
+def test_digits_model_summary_follows_the_model_choice_before_train(mnist_dir):
+    at = page("app_pages/digits.py").run()
+    assert any("Seed CNN" in caption.value for caption in at.caption)
+    at.selectbox(key="digits_model").set_value("strong").run()
+    assert not at.exception
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "Strong CNN" in captions and "Seed CNN" not in captions

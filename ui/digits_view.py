@@ -89,17 +89,18 @@ def form_ui(
     defaults = {**dataclasses.asdict(DigitsConfig()), "training_size": 0, **(presets or {})}
     show_locked_presets("digits", locked)
     slot = lesson_slot(hidden, defaults.get)
+    # The model is chosen outside the form so the model summary below follows the choice at once (a
+    # widget inside a form only reports its value on Train); its long label gets a row of its own.
+    model_name = slot(st, "model").selectbox(
+        "Model",
+        list(MODELS),
+        list(MODELS).index(defaults["model"]),
+        format_func=lambda key: MODEL_LABELS[key],
+        key="digits_model",
+        disabled="model" in locked,
+    )
     with st.form("digits_form"):
-        # The model's long label gets a row of its own; the two ticks share a wide column, so no label
-        # is cut at 1024 px.
-        model_name = slot(st, "model").selectbox(
-            "Model",
-            list(MODELS),
-            list(MODELS).index(defaults["model"]),
-            format_func=lambda key: MODEL_LABELS[key],
-            key="digits_model",
-            disabled="model" in locked,
-        )
+        # The two ticks share a wide column, so no label is cut at 1024 px.
         left, middle, right = st.columns(3)
         epochs = slot(left, "epochs").number_input(
             "Epochs", 1, MAX_EPOCHS, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
