@@ -256,17 +256,21 @@ def example_question(digits: int) -> str:
 
 def parse_question(text: str, *, digits: int) -> tuple[int, int]:
     """Operands of a typed sum such as '12 + 34'; ValueError with a readable message otherwise."""
+    digits = check_whole("The model's digits", digits, 1, MAX_DIGITS)
     if not isinstance(text, str):
         raise ValueError(f"Type a sum such as '{example_question(digits)}', not {type(text).__name__}.")
-    cleaned = text.replace(" ", "")
+    typed = str.__str__(text)  # Plain text, whatever a subclass's methods do.
+    cleaned = typed.replace(" ", "")
     parts = cleaned.split("+")
     if len(parts) != 2 or not all(part.isdigit() and part.isascii() for part in parts):
         raise ValueError(
-            f"Type a sum of two whole numbers such as '{example_question(digits)}', not {text[:40]!r}."
+            f"Type a sum of two whole numbers such as '{example_question(digits)}', not {typed[:40]!r}."
         )
-    if any(len(part.lstrip("0") or "0") > digits for part in parts):
+    # Leading zeros are dropped before int() reads them: it refuses strings of thousands of digits.
+    operands = [part.lstrip("0") or "0" for part in parts]
+    if any(len(operand) > digits for operand in operands):
         raise ValueError(f"This model adds numbers of up to {digits} digits.")
-    return int(parts[0]), int(parts[1])
+    return int(operands[0]), int(operands[1])
 
 
 def train_addition(

@@ -28,7 +28,14 @@ from typing import Any
 from core.events import EpochEnded, SamplesDecoded
 from core.jobs import Job, JobRunner, JobState
 from core.modelstore.store import default_store_directory
-from core.settings import env_number
+from core.settings import (
+    check_choice,
+    check_number,
+    check_whole,
+    env_number,
+    plain_text,
+    shown_value,
+)
 
 DATABASE_FILE_NAME = "classboard.sqlite3"
 MAX_NAME_LENGTH = 32
@@ -51,6 +58,11 @@ STATES = {
 LIVE_STATES = ("queued", "training")
 TEACHER_ATTEMPTS = 5  # Wrong teacher codes a session may try per window before it must wait.
 TEACHER_WINDOW_SECONDS = 60.0
+MAX_TEACHER_ATTEMPTS = 1_000
+MAX_TEACHER_WINDOW_SECONDS = 86_400.0
+# Days a class may be kept (`LTL_CLASS_DAYS` or a board's `keep_days`): about 15 minutes to ten years.
+MIN_CLASS_DAYS = 0.01
+MAX_CLASS_DAYS = 3_650.0
 
 _ADJECTIVES = (
     "Brave", "Bright", "Calm", "Clever", "Curious", "Eager", "Gentle", "Happy", "Jolly", "Kind",
@@ -114,13 +126,15 @@ def default_database_path() -> Path:
 
 def class_days() -> float:
     """Days a class board is kept, from `LTL_CLASS_DAYS` (default 7)."""
-    return env_number("LTL_CLASS_DAYS", default=7, low=0.01, high=3650, whole=False)
+    return env_number("LTL_CLASS_DAYS", default=7, low=MIN_CLASS_DAYS, high=MAX_CLASS_DAYS, whole=False)
 
 
 def validate_name(name: object) -> str:
     """The display name with outer spaces removed, or ValueError saying what a name may hold."""
-    if not isinstance(name, str):
+    text = plain_text(name)
+    if text is None:
         raise ValueError(f"{NAME_RULE}; got {type(name).__name__} instead of text.")
+    name = text
     if any(unicodedata.category(character).startswith("C") for character in name):
         raise ValueError("A name cannot hold control or invisible characters (tabs, new lines…).")
     stripped = name.strip(" ")
@@ -135,9 +149,10 @@ def validate_name(name: object) -> str:
 
 def validate_code(code: object) -> str:
     """The class code in lower case, or ValueError if it cannot be one (6 letters or digits)."""
-    text = code.strip().lower() if isinstance(code, str) else ""
+    plain = plain_text(code)
+    text = plain.strip().lower() if plain is not None else ""
     if not _CODE_PATTERN.fullmatch(text):
-        shown = repr(code)[:20] if isinstance(code, str) else type(code).__name__
+        shown = repr(plain)[:20] if plain is not None else type(code).__name__
         raise ValueError(f"A class code is {CODE_LENGTH} letters or digits, like 'abc123'; not {shown}.")
     return text
 
@@ -149,8 +164,9 @@ def friendly_name() -> str:
 
 def teacher_code_matches(entered: str, configured: str | None) -> bool:
     """Whether `entered` is the teacher code, compared in constant time; never true when none is set."""
-    if not configured:
+    if not configured or not isinstance(entered, str):
         return False
+    entered = str.__str__(entered)
     return hmac.compare_digest(entered.encode("utf-8"), configured.encode("utf-8"))
 
 
@@ -160,8 +176,8 @@ class AttemptLimiter:
     def __init__(
         self, *, attempts: int = TEACHER_ATTEMPTS, window: float = TEACHER_WINDOW_SECONDS
     ) -> None:
-        self.attempts = attempts
-        self.window = window
+        self.attempts = check_whole("attempts", attempts, 1, MAX_TEACHER_ATTEMPTS)
+        self.window = check_number("window", window, 0.001, MAX_TEACHER_WINDOW_SECONDS)
         self._times: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
 
@@ -245,7 +261,11 @@ class ClassBoard:
 
     def __init__(self, path: Path | str | None = None, *, keep_days: float | None = None) -> None:
         self.path = Path(path) if path is not None else default_database_path()
-        self.keep_days = class_days() if keep_days is None else keep_days
+        self.keep_days = (
+            class_days()
+            if keep_days is None
+            else check_number("keep_days", keep_days, MIN_CLASS_DAYS, MAX_CLASS_DAYS)
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # One connection under a lock keeps threads simple; the timeout waits out other processes.
@@ -373,10 +393,12 @@ class ClassBoard:
         """Record a new run of the class; returns its id. ValueError for an unknown class or field."""
         code = validate_code(code)
         name = validate_name(name)
-        if page not in PAGES:
-            raise ValueError(f"page must be one of {', '.join(PAGES)}, not {page!r}.")
-        if state not in STATES.values():
-            raise ValueError(f"state must be one of {', '.join(STATES.values())}, not {state!r}.")
+        page = check_choice("page", page, PAGES)
+        state = check_choice("state", state, tuple(STATES.values()))
+        job = plain_text(job_id)
+        if not job:
+            raise ValueError(f"job_id must be a job's id (non-empty text), not {shown_value(job_id)}.")
+        job_id = job
         config_json = json.dumps(dict(config), sort_keys=True, default=str)
         with self._transaction() as connection:
             if not connection.execute("SELECT 1 FROM classes WHERE code = ?", (code,)).fetchone():

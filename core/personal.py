@@ -8,7 +8,6 @@ part of the personal examples and on the MNIST test set is measured before and a
 from __future__ import annotations
 
 import io
-import math
 import threading
 import time
 import zipfile
@@ -21,7 +20,7 @@ from core.digits import CLASS_COUNT, IMAGE_SIDE, normalize_images, score
 from core.events import EpochEnded
 from core.explain import FilterSnapshots
 from core.mnist import MnistData, cached_mnist
-from core.settings import check_whole
+from core.settings import as_whole, check_number, check_whole, shown_value
 from core.training import EventSink, fit_live
 
 MAX_EXAMPLES = 500
@@ -31,6 +30,24 @@ NPZ_KEYS = ("images", "labels")
 MIN_FINETUNE_EXAMPLES = 4
 MAX_FINETUNE_EPOCHS = 20
 MAX_MNIST_EXAMPLES = 20_000
+# Each fine-tuning field's limits: float limits take any number in range, int limits whole numbers.
+FINETUNE_LIMITS: dict[str, tuple[float, float]] = {
+    "epochs": (1, MAX_FINETUNE_EPOCHS),
+    "learning_rate": (1e-6, 0.1),
+    "batch_size": (1, 1_024),
+    "held_out_fraction": (0.05, 0.9),
+    "mnist_examples": (0, MAX_MNIST_EXAMPLES),
+    "personal_share": (0.01, 1.0),
+}
+# The form's label of each field, so a message names the field the person sees.
+FINETUNE_LABELS = {
+    "epochs": "Epochs",
+    "learning_rate": "Learning rate",
+    "batch_size": "Batch size",
+    "held_out_fraction": "Held-out fraction",
+    "mnist_examples": "MNIST examples",
+    "personal_share": "Personal share",
+}
 
 
 class PersonalDigits:
@@ -59,9 +76,12 @@ class PersonalDigits:
 
     def delete_example(self, index: int) -> None:
         """Delete the example at `index`."""
+        number = as_whole(index)
         with self._lock:
-            if not 0 <= index < len(self._labels):
-                raise ValueError(f"There is no example number {index + 1}.")
+            if number is None or not 0 <= number < len(self._labels):
+                shown = shown_value(index if number is None else number + 1)
+                raise ValueError(f"There is no example number {shown}.")
+            index = number
             del self._images[index]
             del self._labels[index]
 
@@ -107,9 +127,10 @@ def _checked_image(image: object) -> np.ndarray:
 
 
 def _checked_label(label: object) -> int:
-    if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label <= 9:
-        raise ValueError(f"A label must be a digit from 0 to 9, not {label!r}.")
-    return int(label)
+    number = as_whole(label)
+    if number is None or not 0 <= number <= 9:
+        raise ValueError(f"A label must be a digit from 0 to 9, not {shown_value(label)}.")
+    return number
 
 
 def load_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -175,20 +196,17 @@ class FinetuneConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        check_whole("Epochs", self.epochs, 1, MAX_FINETUNE_EPOCHS)
-        check_whole("Batch size", self.batch_size, 1, 1_024)
-        check_whole("MNIST examples", self.mnist_examples, 0, MAX_MNIST_EXAMPLES)
-        for name, value, low, high in (
-            ("Learning rate", self.learning_rate, 1e-6, 0.1),
-            ("Held-out fraction", self.held_out_fraction, 0.05, 0.9),
-            ("Personal share", self.personal_share, 0.01, 1.0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, not {value!r}.")
-            if not math.isfinite(value) or not low <= value <= high:
-                raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value:g}.")
+        # Each field is checked with the name the form shows it under and stored as its plain type.
+        for field_name, (low, high) in FINETUNE_LIMITS.items():
+            label = FINETUNE_LABELS[field_name]
+            value = getattr(self, field_name)
+            if isinstance(low, float):
+                checked: float = check_number(label, value, low, high)
+            else:
+                checked = check_whole(label, value, int(low), int(high))
+            object.__setattr__(self, field_name, checked)
         if self.seed is not None:
-            check_whole("Seed", self.seed, 0, 2**32 - 1)
+            object.__setattr__(self, "seed", check_whole("Seed", self.seed, 0, 2**32 - 1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.mnist import MnistData
+from core.settings import check_choice
+
 if TYPE_CHECKING:
     from core.addition import AdditionConfig, AdditionResult
     from core.digits import DigitsConfig, DigitsResult
-    from core.mnist import MnistData
     from core.training import TrainingResult
 
 TASKS = ("addition", "digits")
+# Each task's config class, as (module, class name).
+CONFIG_CLASSES = {
+    "addition": ("core.addition", "AdditionConfig"),
+    "digits": ("core.digits", "DigitsConfig"),
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -31,13 +38,17 @@ class TrainingSpec:
     data: MnistData | None = None  # Digits only; None trains on the server's MNIST (`cached_mnist`).
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"Task must be one of {', '.join(TASKS)}, not {self.task!r}.")
-        expected = {"addition": "AdditionConfig", "digits": "DigitsConfig"}[self.task]
-        if type(self.config).__name__ != expected:
-            raise ValueError(f"A {self.task} job takes a {expected}, not {type(self.config).__name__}.")
-        if self.task == "addition" and self.data is not None:
+        task = check_choice("Task", self.task, TASKS)
+        object.__setattr__(self, "task", task)
+        # Compared by module and name: importing the config classes here would load Keras.
+        module, expected = CONFIG_CLASSES[task]
+        found = type(self.config)
+        if (found.__module__, found.__qualname__) != (module, expected):
+            raise ValueError(f"A {task} job takes a {expected}, not {found.__name__}.")
+        if task == "addition" and self.data is not None:
             raise ValueError("An addition job generates its own sums; it takes no dataset.")
+        if self.data is not None and not isinstance(self.data, MnistData):
+            raise ValueError(f"A digits job's data must be MnistData, not {type(self.data).__name__}.")
 
     def __call__(
         self, emit: Callable[[Any], None], stop: threading.Event

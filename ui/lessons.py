@@ -16,7 +16,8 @@ from typing import Any
 import streamlit as st
 
 from core.digits import MODELS, DigitsConfig
-from ui.links import QUERY_FIELDS, form_values_from_query
+from core.settings import shown_value
+from ui.links import QUERY_FIELDS, form_values_from_query, link_text, whole_from_text
 
 PAGE_PATHS = {"addition": "/", "digits": "/digits"}
 FIELDS = {
@@ -43,7 +44,10 @@ def digits_values_from_query(params: dict[str, str]) -> tuple[dict[str, Any], li
     for name in FIELDS["digits"]:
         if name not in params:
             continue
-        raw = str(params[name]).strip()
+        raw = link_text(params[name])
+        if raw is None:
+            problems.append(f"{name} is not text.")
+            continue
         try:
             value: Any
             if name in ("augment", "decay"):
@@ -53,19 +57,27 @@ def digits_values_from_query(params: dict[str, str]) -> tuple[dict[str, Any], li
                 if value not in MODELS:
                     raise ValueError(f"it is not one of {', '.join(MODELS)}.")
             elif name == "learning_rate":
-                value = float(raw)
+                value = _number_from_text(raw)
             else:
-                value = int(raw)
+                value = whole_from_text(raw)
             # Check this one field alone, as the form would.
             dataclasses.replace(DigitsConfig(), **{name: value})
         except ValueError as error:
-            message = str(error)
-            if message.startswith("invalid literal") or message.startswith("could not convert"):
-                message = "it is not a number."
-            problems.append(f"{name}={raw[:20]!r}: {message}")
+            problems.append(f"{name}={raw[:20]!r}: {error}")
             continue
         values[name] = value
     return values, problems
+
+
+def _number_from_text(raw: str) -> float:
+    """The number a link's text spells ('0.002', '2e-3'); ValueError saying why otherwise."""
+    # ASCII only, as typed into a link: float() would also read '١' or '1_0'.
+    if not raw.isascii() or "_" in raw:
+        raise ValueError("it is not a number.")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("it is not a number.") from None
 
 
 def _boolean(raw: str) -> bool:
@@ -76,7 +88,9 @@ def _boolean(raw: str) -> bool:
     raise ValueError("it should be true or false.")
 
 
-def _field_list(page: str, raw: str, what: str) -> tuple[frozenset[str], list[str]]:
+def _field_list(page: str, raw: str | None, what: str) -> tuple[frozenset[str], list[str]]:
+    if raw is None:
+        return frozenset(), [f"{what} is not text."]
     names = [name.strip().lower() for name in raw[:MAX_LIST_LENGTH].split(",") if name.strip()]
     unknown = [name for name in names if name not in FIELDS[page]]
     problems = [
@@ -88,12 +102,13 @@ def _field_list(page: str, raw: str, what: str) -> tuple[frozenset[str], list[st
 
 def lesson_from_query(page: str, params: dict[str, str]) -> tuple[Lesson | None, list[str]]:
     """The lesson a link asks for (None if it has no lock= or hide=), and what was ignored and why."""
-    if page not in FIELDS:
-        raise ValueError(f"page must be one of {', '.join(FIELDS)}, not {page!r}.")
+    if not isinstance(page, str) or page not in FIELDS:
+        raise ValueError(f"page must be one of {', '.join(FIELDS)}, not {shown_value(page)}.")
+    page = str.__str__(page)
     if "lock" not in params and "hide" not in params:
         return None, []
-    locked, lock_problems = _field_list(page, str(params.get("lock", "")), "lock")
-    hidden, hide_problems = _field_list(page, str(params.get("hide", "")), "hide")
+    locked, lock_problems = _field_list(page, link_text(params.get("lock", "")), "lock")
+    hidden, hide_problems = _field_list(page, link_text(params.get("hide", "")), "hide")
     if page == "addition":
         presets, preset_problems = form_values_from_query(params)
     else:

@@ -19,6 +19,25 @@ QUERY_FIELDS = {
     "test_examples": "test_examples",
     "reverse": "reverse",
 }
+# Digits a link's number may have: far more than any field takes, few enough to read without delay.
+LONGEST_NUMBER_DIGITS = 30
+
+
+def whole_from_text(raw: str) -> int:
+    """The whole number a link's text spells ('12', '-3', '+007'); ValueError saying why otherwise."""
+    digits = raw[1:] if raw[:1] in ("+", "-") else raw
+    # ASCII digits only: int() would also read '١٢' or '1_0', which no one types into a link.
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError("it is not a whole number.")
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > LONGEST_NUMBER_DIGITS:
+        raise ValueError(f"it has {len(significant):,} digits, far more than any field takes.")
+    return -int(significant) if raw[:1] == "-" else int(significant)
+
+
+def link_text(value: object) -> str | None:
+    """A query parameter's value as plain text with outer spaces removed, or None if it is not text."""
+    return str.__str__(value).strip() if isinstance(value, str) else None
 
 
 def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], list[str]]:
@@ -29,23 +48,26 @@ def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], l
     for name, field_name in QUERY_FIELDS.items():
         if name not in params:
             continue
-        raw = str(params[name]).strip()
+        raw = link_text(params[name])
+        if raw is None:
+            problems.append(f"{name} is not text.")
+            continue
         if field_name == "rnn_type":
             matches = [kind for kind in RNN_TYPES if kind.lower() == raw.lower()]
             if matches:
                 values[field_name] = matches[0]
             else:
-                problems.append(f"rnn_type={raw!r} is not one of {', '.join(RNN_TYPES)}.")
+                problems.append(f"rnn_type={raw[:20]!r} is not one of {', '.join(RNN_TYPES)}.")
         elif field_name == "reverse":
             if raw.lower() in ("1", "true", "yes", "on"):
                 values[field_name] = True
             elif raw.lower() in ("0", "false", "no", "off"):
                 values[field_name] = False
             else:
-                problems.append(f"reverse={raw!r} should be true or false.")
+                problems.append(f"reverse={raw[:20]!r} should be true or false.")
         else:
             try:
-                number = int(raw)
+                number = whole_from_text(raw)
                 # Check this one field alone; the form checks how the fields fit together.
                 changes: dict[str, Any] = {
                     "digits": 5,
@@ -55,8 +77,7 @@ def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], l
                 }
                 dataclasses.replace(defaults, **changes)
             except ValueError as error:
-                message = str(error) if raw.lstrip("-").isdigit() else "it is not a whole number."
-                problems.append(f"{name}={raw[:20]!r}: {message}")
+                problems.append(f"{name}={raw[:20]!r}: {error}")
                 continue
             values[field_name] = number
     return values, problems

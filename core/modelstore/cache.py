@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from core.settings import check_whole
+from core.settings import check_whole, plain_text
 
 # Far above any memory; the bound only keeps the arithmetic in plain integers.
 MAX_BYTES = 1 << 60
@@ -46,8 +46,7 @@ class ModelCache:
     """Thread-safe LRU of loaded models keyed by model id; concurrent misses on one id load it once."""
 
     def __init__(self, max_bytes: int) -> None:
-        check_whole("max_bytes", max_bytes, 1, MAX_BYTES)
-        self.max_bytes = max_bytes
+        self.max_bytes = check_whole("max_bytes", max_bytes, 1, MAX_BYTES)
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -60,7 +59,11 @@ class ModelCache:
 
     def get_or_load(self, model_id: str, loader: Callable[[], object], *, size: int) -> object:
         """The cached object for `model_id`; `loader` runs (once, across threads) when it is absent."""
-        check_whole("size", size, 0, MAX_BYTES)
+        size = check_whole("size", size, 0, MAX_BYTES)
+        key = plain_text(model_id)
+        if key is None:
+            raise ValueError(f"model_id must be a model's id (text), not {type(model_id).__name__}.")
+        model_id = key
         with self._lock:
             entry = self._entries.get(model_id)
             if entry is not None:

@@ -64,7 +64,7 @@ def main(arguments: list[str] | None = None) -> int:
 def measure_cold_load(path: Path | str, *, format: str, repeats: int = 1) -> float:
     """Median seconds to load `path` (a file of `format`) across `repeats` fresh processes."""
     runtime = check_format(format).runtime
-    check_whole("repeats", repeats, 1, MAX_REPEATS)
+    repeats = check_whole("repeats", repeats, 1, MAX_REPEATS)
     resolved = Path(path).resolve()
     if not resolved.exists():
         raise ValueError(f"there is no model file at {resolved}; save the model before timing its load.")

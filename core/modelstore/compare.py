@@ -21,8 +21,8 @@ import tensorflow as tf
 from core.events import FormatMeasured
 from core.modelstore.cold_load import measure_cold_load
 from core.modelstore.convert import TfliteModel, convert_to_tflite, export_savedmodel, has_rnn
-from core.modelstore.formats import FORMATS
-from core.settings import check_whole
+from core.modelstore.formats import FORMATS, check_format
+from core.settings import check_choice, check_whole, plain_text
 from core.tasks import COMPARISON_SAMPLES, TASK_NAMES, task_for_shapes
 
 # Rows per forward pass when scoring: large enough to be fast, small enough for memory.
@@ -154,20 +154,17 @@ def compare_formats(
     one-hot questions and one-hot (or character-index) answers, as `core.addition.vectorize` makes them.
     `on_event` hears a FormatMeasured before each format is measured and once when all are done.
     """
-    if task not in TASK_NAMES:
-        raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, not {task!r}.")
+    task = check_choice("task", task, TASK_NAMES)
     detected, _ = task_for_shapes(model.input_shape, model.output_shape)
     if detected != task:
         raise ValueError(f"the model's input and output shapes fit the {detected} task, not {task}.")
-    unknown = [format for format in formats if format not in FORMATS]
-    if unknown or not formats:
+    chosen = tuple(formats) if isinstance(formats, tuple | list) else ()
+    if not chosen or any(plain_text(format) not in FORMATS for format in chosen):
         raise ValueError(f"formats must be a non-empty choice of {', '.join(FORMATS)}; got {formats}.")
-    for name, value in (
-        ("samples", samples),
-        ("latency_calls", latency_calls),
-        ("warm_repeats", warm_repeats),
-    ):
-        check_whole(name, value, 1, MAX_CALLS)
+    formats = tuple(check_format(format).name for format in chosen)
+    samples = check_whole("samples", samples, 1, MAX_CALLS)
+    latency_calls = check_whole("latency_calls", latency_calls, 1, MAX_CALLS)
+    warm_repeats = check_whole("warm_repeats", warm_repeats, 1, MAX_CALLS)
     inputs, expected = _evaluation_arrays(evaluation, samples=samples)
     outputs = _predict_all(_keras_predictor(model), inputs)
     reference = _answers(outputs)

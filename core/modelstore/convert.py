@@ -17,7 +17,11 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
-from core.modelstore.formats import TFLITE_IDENTIFIER, tflite_format
+from core.modelstore.formats import TFLITE_IDENTIFIER, check_quantization
+from core.settings import check_whole
+
+# Far above any core count; the bound only refuses nonsense before LiteRT sees it.
+MAX_THREADS = 1_024
 
 
 def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
@@ -56,7 +60,7 @@ def _unrolled_copy(model: keras.Model) -> keras.Model:
 
 def convert_to_tflite(model: keras.Model, *, quantization: str) -> bytes:
     """A .tflite flatbuffer of `model` in built-in ops, with float32, float16 or int8 weights."""
-    tflite_format(quantization)  # Refuses an unknown quantization with the choices.
+    quantization = check_quantization(quantization)  # Refuses an unknown one with the choices.
     # `from_keras_model` exports a SavedModel too, but prints its endpoints to stdout; this is quiet.
     with tempfile.TemporaryDirectory(prefix="live-training-lab-tflite-") as temporary:
         export_savedmodel(_unrolled_copy(model) if has_rnn(model) else model, temporary)
@@ -87,10 +91,15 @@ class TfliteModel:
     """A LiteRT interpreter over one .tflite flatbuffer, callable on batches; calls are serialised."""
 
     def __init__(self, content: bytes, *, num_threads: int | None = None) -> None:
-        if bytes(content[4:8]) != TFLITE_IDENTIFIER:
+        if (
+            not isinstance(content, bytes | bytearray | memoryview)
+            or bytes(content[4:8]) != TFLITE_IDENTIFIER
+        ):
             raise ValueError(
                 "content is not a TFLite flatbuffer; convert a model with convert_to_tflite."
             )
+        if num_threads is not None:
+            num_threads = check_whole("num_threads", num_threads, 1, MAX_THREADS)
         # The interpreter reads weights from this buffer in place, so the buffer must outlive it.
         self._content = bytes(content)
         self._interpreter = litert.Interpreter(model_content=self._content, num_threads=num_threads)

@@ -13,7 +13,7 @@ from core.mnist import MnistData, MnistNotFoundError, cached_mnist
 from core.modelstore.cache import ModelCache
 from core.modelstore.compare import FormatReport, compare_formats
 from core.modelstore.convert import TfliteModel, convert_to_tflite
-from core.modelstore.formats import tflite_format
+from core.modelstore.formats import check_quantization, tflite_format
 from core.modelstore.loading import load_cached
 from core.modelstore.store import ModelStore, StoredModel
 from core.tasks import COMPARISON_SAMPLES, TASKS
@@ -72,6 +72,7 @@ def derive_tflite(
     mnist: MnistData | None = None,
 ) -> StoredModel:
     """Convert a stored Keras model to TFLite (float32, float16 or int8) and store it as its child."""
+    quantization = check_quantization(quantization)
     format = tflite_format(quantization)
     record = store.get(model_id)
     if record.format != "keras":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.settings import check_choice
+
 # File signatures, checked before a file is trusted to be what its format says.
 ZIP_MAGIC = b"PK\x03\x04"  # A .keras file is a zip archive starting at byte 0.
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # The legacy Keras .h5 format.
@@ -53,18 +55,16 @@ QUANTIZATIONS = tuple(
 RUNTIMES = tuple(dict.fromkeys(model_format.runtime for model_format in FORMATS.values()))
 
 
-def tflite_format(quantization: str) -> str:
+def check_quantization(quantization: object) -> str:
+    """`quantization` as a plain str if it is one of QUANTIZATIONS, else ValueError with the choices."""
+    return check_choice("quantization", quantization, QUANTIZATIONS)
+
+
+def tflite_format(quantization: object) -> str:
     """The format name of a TFLite file with `quantization` weights."""
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}."
-        )
-    return f"tflite-{quantization}"
+    return f"tflite-{check_quantization(quantization)}"
 
 
 def check_format(name: object, *, stored: bool = False) -> ModelFormat:
     """The table row for format `name` (a stored one if `stored`), else ValueError."""
-    choices = STORED_FORMATS if stored else tuple(FORMATS)
-    if name not in choices:
-        raise ValueError(f"format must be one of {', '.join(choices)}, not {name!r}.")
-    return FORMATS[str(name)]
+    return FORMATS[check_choice("format", name, STORED_FORMATS if stored else tuple(FORMATS))]

@@ -28,9 +28,16 @@ from typing import Any
 
 import keras
 
-from core.modelstore.formats import STORED_FORMATS, TFLITE_IDENTIFIER, ZIP_MAGIC, check_format
+from core.modelstore.formats import (
+    FORMATS,
+    STORED_FORMATS,
+    TFLITE_IDENTIFIER,
+    ZIP_MAGIC,
+    check_format,
+)
 from core.modelstore.importer import import_keras
 from core.modelstore.trust import MAX_UPLOAD_BYTES, load_keras_bytes
+from core.settings import check_choice, plain_text
 from core.tasks import TASK_NAMES
 
 INDEX_FILE_NAME = "index.sqlite3"
@@ -118,8 +125,10 @@ def allowed_name(text: str, *, fallback: str = "model") -> str:
 
 def validate_name(name: object) -> str:
     """The name unchanged if it is an allowed display label, else ValueError saying what is allowed."""
-    if not isinstance(name, str):
+    text = plain_text(name)
+    if text is None:
         raise ValueError(f"{_NAME_RULE}; got {type(name).__name__} instead of text.")
+    name = text
     if (
         not 1 <= len(name) <= MAX_NAME_LENGTH
         or not _NAME_PATTERN.fullmatch(name)
@@ -129,11 +138,6 @@ def validate_name(name: object) -> str:
     ):
         raise ValueError(f"{_NAME_RULE}; {name!r} is not allowed.")
     return name
-
-
-def _check_choice(value: object, choices: tuple[str, ...], what: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}.")
 
 
 def _now() -> str:
@@ -328,7 +332,7 @@ class ModelStore:
         """Save an already-serialized model (.tflite flatbuffer or .keras zip) as a new file and row."""
         if not isinstance(data, bytes | bytearray | memoryview) or not data:
             raise ValueError("data must be the non-empty bytes of a model file.")
-        check_format(format, stored=True)
+        format = check_format(format, stored=True).name
         if format == "keras" and bytes(data[:4]) != ZIP_MAGIC:
             raise ValueError("data is not a .keras file (a .keras file is a zip archive).")
         if format.startswith("tflite") and bytes(data[4:8]) != TFLITE_IDENTIFIER:
@@ -359,9 +363,10 @@ class ModelStore:
         metrics: dict[str, Any],
         parent_id: str | None,
     ) -> StoredModel:
-        validate_name(name)
-        _check_choice(task, TASK_NAMES, "task")
-        suffix = check_format(format, stored=True).suffix
+        name = validate_name(name)
+        task = check_choice("task", task, TASK_NAMES)
+        format = check_format(format, stored=True).name
+        suffix = FORMATS[format].suffix
         config_text, metrics_text = _to_json(config, "config"), _to_json(metrics, "metrics")
         # Checked before writing so the usual mistakes cost no disk work; the index re-checks on insert.
         self._check_name_free(name)
@@ -434,7 +439,7 @@ class ModelStore:
     def list_models(self, task: str | None = None) -> list[StoredModel]:
         """Every indexed model (of one task, if given), newest first; `missing` marks lost files."""
         if task is not None:
-            _check_choice(task, TASK_NAMES, "task")
+            task = check_choice("task", task, TASK_NAMES)
         rows = self._query(
             f"SELECT {_COLUMNS} FROM models WHERE ? IS NULL OR task = ? "
             "ORDER BY created DESC, rowid DESC",
@@ -444,7 +449,12 @@ class ModelStore:
 
     def get(self, model_id: str) -> StoredModel:
         """The model with this id, or ModelNotFoundError."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM models WHERE id = ?", (model_id,))
+        # Only text can be an id; anything else would reach SQLite and fail there, less clearly.
+        rows = (
+            self._query(f"SELECT {_COLUMNS} FROM models WHERE id = ?", (model_id,))
+            if isinstance(model_id, str)
+            else []
+        )
         if not rows:
             raise ModelNotFoundError(
                 f"there is no model with id {model_id!r}; it may have been deleted."
@@ -453,7 +463,7 @@ class ModelStore:
 
     def rename(self, model_id: str, new_name: str) -> StoredModel:
         """Give a model a new display name; its file keeps its id-based name."""
-        validate_name(new_name)
+        new_name = validate_name(new_name)
         self._check_name_free(new_name, except_id=model_id)
         try:
             with self._transaction() as connection:
@@ -554,7 +564,7 @@ class ModelStore:
 
     def upload_keras(self, data: bytes, *, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> StoredModel:
         """Check an uploaded .keras file in a limited child process, then save the copy it wrote."""
-        validate_name(name)
+        name = validate_name(name)
         # Checked before the slow import too, so a taken name costs no child process.
         self._check_name_free(name)
         imported = import_keras(data, max_bytes=max_bytes)
