@@ -157,15 +157,21 @@ def test_digits_page_without_data_explains_how_to_provide_it(monkeypatch, tmp_pa
     assert len(at.get("file_uploader")) == 1
 
 
-def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
+def finished_digits_run(mnist_dir, *, training_size: int):
+    """A finished one-epoch seed-CNN run, as the page keeps it once its job has ended."""
     from core.digits import DigitsConfig, train_digits
     from core.mnist import cached_mnist
     from ui.runs import RunRecord
 
-    config = DigitsConfig(epochs=1, training_size=2000, seed=3)
+    config = DigitsConfig(epochs=1, training_size=training_size, seed=3)
     result = train_digits(config, data=cached_mnist(mnist_dir))
     run = RunRecord(label="#1 seed", job_id="gone", config=config, unit="Epoch", state="finished")
     run.model, run.result, run.epochs = result.model, result, list(result.history)
+    return run
+
+
+def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
+    run = finished_digits_run(mnist_dir, training_size=2000)
     at = page("app_pages/digits.py")
     at.session_state["digits_runs"] = [run]
     at.run()
@@ -617,16 +623,9 @@ def test_charts_wait_for_their_first_point_instead_of_drawing_empty_frames():
 
 
 def test_digits_page_keeps_the_canvas_in_place_when_a_run_ends(mnist_dir):
-    from core.digits import DigitsConfig, train_digits
-    from core.mnist import cached_mnist
-    from ui.runs import RunRecord
-
     before = page("app_pages/digits.py").run()
     assert not before.exception
-    config = DigitsConfig(epochs=1, training_size=300, seed=3)
-    result = train_digits(config, data=cached_mnist(mnist_dir))
-    run = RunRecord(label="#1 seed", job_id="gone", config=config, unit="Epoch", state="finished")
-    run.model, run.result, run.epochs = result.model, result, list(result.history)
+    run = finished_digits_run(mnist_dir, training_size=300)
     after = page("app_pages/digits.py")
     after.session_state["digits_runs"] = [run]
     after.run()

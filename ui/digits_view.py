@@ -31,6 +31,7 @@ from ui.charts import (
 )
 from ui.explain_view import drawing_insights_ui, filters_live_ui
 from ui.lessons import lesson_slot, show_locked_presets
+from ui.personal_view import personal_ui
 from ui.resources import session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
@@ -202,8 +203,6 @@ def drawing_ui(run: RunRecord | None, data: MnistData | None) -> None:
     sits in a container placed on every run, so the rerun when training ends keeps the canvas and the
     stroke on it.
     """
-    from ui.personal_view import personal_ui
-
     with st.container():
         reader = reader_ui(run)
 
