@@ -15,6 +15,11 @@ from harness.server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
 
 ARTIFACTS = ROOT / "test-artifacts"
 
+# CI shares two cores between the server's training threads and Chromium, and Streamlit loads some
+# elements (Vega charts, data grids) as separate chunks on first use: Playwright's 5 s default wait for
+# an element is too short there (a chart once took longer in CI), so every expect() waits up to 30 s.
+expect.set_options(timeout=30_000)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

@@ -26,7 +26,8 @@ def test_train_watch_and_stop(server, page):
     status = page.get_by_text(re.compile(r"Iteration \d+ of 300"))
     expect(status).to_be_visible(timeout=60_000)
     charts = page.get_by_test_id("stVegaLiteChart")
-    expect(charts.first).to_be_visible()
+    # The first chart waits for Streamlit's Vega chunk to load and embed.
+    expect(charts.first).to_be_visible(timeout=60_000)
     # The chart updates while training: the status line moves past iteration 3.
     expect(page.get_by_text(re.compile(r"Iteration ([4-9]|\d\d+) of 300"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile(r"exact match \d+%"))).to_be_visible()
