@@ -15,11 +15,20 @@ import keras
 import numpy as np
 from keras import layers
 
-from core.events import DecodedSample, EpochEnded, SamplesDecoded
+from core.events import DecodedSample, EpochEnded, SamplesDecoded, TrainingStopped
 from core.settings import check_choice, check_flag, check_whole
 from core.training import EventSink, fit_live
 
 RNN_TYPES = ("SimpleRNN", "GRU", "LSTM")
+# How the network is trained: "keras" is the examples' plain Adam at 0.001; "fast" is the fast preset's
+# recipe (see `fast_config`).
+RECIPES = ("keras", "fast")
+# The fast recipe's goal: stop once this share of the held-out sums is answered exactly right.
+FAST_GOAL_EXACT_MATCH = 0.99
+# Adam's learning rate at the examples' batch of 128, scaled with the square root of the batch size.
+BASE_LEARNING_RATE = 0.001
+BASE_BATCH_SIZE = 128
+FAST_CLIP_NORM = 1.0
 MAX_TRAINING_SIZE = 200_000
 MAX_ITERATIONS = 1_000
 MAX_HIDDEN_SIZE = 1_024
@@ -50,6 +59,7 @@ FIELD_LABELS = {
     "iterations": "Train iterations",
     "test_examples": "Test examples",
     "reverse": "Reverse the question",
+    "recipe": "Training recipe",
 }
 
 
@@ -72,6 +82,7 @@ class AdditionConfig:
     iterations: int = 100  # Each iteration is one `fit` epoch.
     test_examples: int = 20  # Validation problems decoded and shown after each iteration.
     reverse: bool = True  # Feed the question reversed, which shortens the paths the RNN must learn.
+    recipe: str = "keras"  # "keras" (plain Adam) or "fast" (the fast preset's recipe).
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -83,6 +94,7 @@ class AdditionConfig:
         rnn_type = check_choice(FIELD_LABELS["rnn_type"], self.rnn_type, RNN_TYPES)
         object.__setattr__(self, "rnn_type", rnn_type)
         object.__setattr__(self, "reverse", check_flag(FIELD_LABELS["reverse"], self.reverse))
+        object.__setattr__(self, "recipe", check_choice(FIELD_LABELS["recipe"], self.recipe, RECIPES))
         if self.seed is not None:
             object.__setattr__(self, "seed", check_whole("Seed", self.seed, 0, 2**32 - 1))
         # Then how they fit together.
@@ -114,6 +126,57 @@ class AdditionConfig:
     def answer_length(self) -> int:
         """Characters in a padded answer: a sum has at most one more digit than its operands."""
         return self.digits + 1
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """Batches in one iteration over the training split."""
+        return max(1, -(-(self.training_size - self.validation_size) // self.batch_size))
+
+
+# The fast preset per digit count: (batch size, iterations). Larger batches make each iteration cheaper
+# on a CPU; the scaled learning rate, warm-up and clipping keep them as good per example.
+FAST_SETTINGS = {2: (128, 80), 3: (512, 25), 4: (256, 40), 5: (256, 40)}
+
+
+def fast_config(digits: int) -> AdditionConfig:
+    """The fast preset: 50,000 sums (or all there are), an LSTM of 128, the fast recipe; stops at 99%."""
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits not in FAST_SETTINGS:
+        raise ValueError(
+            f"The fast preset is for {min(FAST_SETTINGS)} to {max(FAST_SETTINGS)} digits, "
+            f"not {digits!r}."
+        )
+    batch_size, iterations = FAST_SETTINGS[digits]
+    return AdditionConfig(
+        digits=digits,
+        training_size=min(50_000, distinct_sums(digits)),
+        rnn_type="LSTM",
+        layers=1,
+        hidden_size=128,
+        batch_size=batch_size,
+        iterations=iterations,
+        test_examples=20,
+        reverse=True,
+        recipe="fast",
+    )
+
+
+def fast_learning_rate(config: AdditionConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """A batch-scaled peak rate reached after one iteration of warm-up, then cosine decay."""
+    peak = BASE_LEARNING_RATE * (config.batch_size / BASE_BATCH_SIZE) ** 0.5
+    steps = config.steps_per_iteration
+    warmup = min(steps, max(1, config.iterations * steps - 1))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, config.iterations * steps - warmup),
+        alpha=0.05,
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
+def fast_optimizer(config: AdditionConfig) -> keras.optimizers.Optimizer:
+    """Adam on the fast learning-rate schedule, with gradients clipped to a norm of 1."""
+    return keras.optimizers.Adam(learning_rate=fast_learning_rate(config), clipnorm=FAST_CLIP_NORM)
 
 
 class CharacterTable:
@@ -205,15 +268,21 @@ def build_addition_rnn(config: AdditionConfig) -> keras.Model:
     """Encoder RNN -> RepeatVector -> `layers` decoder RNNs -> per-step softmax over characters."""
     rnn = getattr(layers, config.rnn_type)
     alphabet = len(CHARACTERS.chars)
+    fast = config.recipe == "fast"
+    # The sequences are at most 11 steps: unrolled, the CPU runs one graph instead of a while loop.
+    options = {"unroll": True} if fast else {}
     # Explicit names keep concurrent builds in several threads from racing on Keras's name counter.
     inputs = keras.Input(shape=(config.question_length, alphabet), name="question")
-    hidden = rnn(config.hidden_size, name="encoder")(inputs)
+    hidden = rnn(config.hidden_size, name="encoder", **options)(inputs)
     hidden = layers.RepeatVector(config.answer_length, name="repeat")(hidden)
     for index in range(config.layers):
-        hidden = rnn(config.hidden_size, return_sequences=True, name=f"decoder_{index + 1}")(hidden)
+        hidden = rnn(config.hidden_size, return_sequences=True, name=f"decoder_{index + 1}", **options)(
+            hidden
+        )
     outputs = layers.Dense(alphabet, activation="softmax", name="characters")(hidden)
     model = keras.Model(inputs, outputs, name=f"addition_{config.rnn_type.lower()}")
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    optimizer = fast_optimizer(config) if fast else "adam"
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
     return model
 
 
@@ -227,6 +296,7 @@ class AdditionResult:
     samples: SamplesDecoded | None
     stopped_reason: str | None = None
     seconds: float = 0.0
+    reached_goal: bool = False  # The fast recipe stopped because it reached its goal.
 
 
 def solve(model: keras.Model, questions: list[str], *, digits: int, reverse: bool = True) -> list[str]:
@@ -297,16 +367,25 @@ def train_addition(
     model = build_addition_rnn(config)
     emit = on_event or (lambda event: None)
     last_samples: list[SamplesDecoded] = []
+    goal: list[str] = []
 
     # Imported here: core.addition_errors builds on this module's character table.
     from core.addition_errors import answers_with_confidences, error_breakdown
 
     def decode_tests(epoch: int) -> None:
-        emit(
-            error_breakdown(
-                model, problems[split:], digits=config.digits, reverse=config.reverse, epoch=epoch
-            )
+        breakdown = error_breakdown(
+            model, problems[split:], digits=config.digits, reverse=config.reverse, epoch=epoch
         )
+        emit(breakdown)
+        if config.recipe == "fast" and breakdown.exact_match >= FAST_GOAL_EXACT_MATCH:
+            # The fast recipe's goal is reached: more iterations would only cost the class time.
+            reached = (
+                f"Reached {breakdown.exact_match:.1%} exact match on {breakdown.total:,} held-out "
+                f"sums at iteration {epoch}: the fast recipe stops at {FAST_GOAL_EXACT_MATCH:.0%}."
+            )
+            goal[:] = [reached]
+            emit(TrainingStopped(epoch=epoch, reason=reached, reached_goal=True))
+            model.stop_training = True
         if not test_questions:
             return
         predicted = answers_with_confidences(
@@ -340,6 +419,7 @@ def train_addition(
         model=model,
         history=tuple(callback.history),
         samples=last_samples[0] if last_samples else None,
-        stopped_reason=callback.stopped_reason,
+        stopped_reason=callback.stopped_reason or (goal[0] if goal else None),
         seconds=time.perf_counter() - started,
+        reached_goal=bool(goal) and callback.stopped_reason is None,
     )

@@ -67,6 +67,7 @@ class TrainingStopped:
 
     epoch: int
     reason: str
+    reached_goal: bool = False  # Stopped because the run reached its goal, not for a problem.
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,17 @@ class ErrorBreakdown:
     rows: tuple[BreakdownRow, ...]
     # (question, expected, predicted, probability of the right answer), least likely first.
     hardest: tuple[tuple[str, str, str, float], ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        """Held-out sums scored (each falls in exactly one operand-length group)."""
+        return sum(row.total for row in self.rows if row.group == "length")
+
+    @property
+    def exact_match(self) -> float:
+        """Share of all the scored sums answered exactly right."""
+        correct = sum(row.correct for row in self.rows if row.group == "length")
+        return correct / self.total if self.total else 0.0
 
 
 TrainingEvent = (

@@ -82,6 +82,29 @@ def test_addition_link_presets_the_form_and_reports_bad_parameters():
     )
 
 
+def test_addition_fast_preset_fills_the_form_for_its_digits_and_the_link_carries_it():
+    from core.addition import fast_config
+
+    at = page("app_pages/addition.py").run()
+    at.number_input(key="addition_digits").set_value(3)
+    at.button(key="addition_fast_preset").click().run()
+    assert not at.exception
+    expected = fast_config(3)
+    assert at.number_input(key="addition_digits").value == 3
+    assert at.number_input(key="addition_training_size").value == expected.training_size
+    assert at.number_input(key="addition_batch_size").value == expected.batch_size
+    assert at.number_input(key="addition_iterations").value == expected.iterations
+    assert at.selectbox(key="addition_rnn_type").value == "LSTM"
+    assert at.selectbox(key="addition_recipe").value == "fast"
+    assert at.query_params["recipe"] == "fast" and at.query_params["batch_size"] == "512"
+    # Filling the form trains nothing; a 1-digit form gets the smallest preset, two digits.
+    assert at.session_state["addition_runs"] == []
+    at.number_input(key="addition_digits").set_value(1)
+    at.button(key="addition_fast_preset").click().run()
+    assert at.number_input(key="addition_digits").value == 2
+    assert at.number_input(key="addition_batch_size").value == fast_config(2).batch_size
+
+
 def test_addition_tiny_training_run_shows_charts_and_sums():
     from ui.resources import get_runner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from core.addition import MAX_TRAINING_SIZE, RNN_TYPES, AdditionConfig
+from core.addition import MAX_TRAINING_SIZE, RECIPES, RNN_TYPES, AdditionConfig
 
 # Query-parameter names of a shareable link, mapped to config fields.
 QUERY_FIELDS = {
@@ -18,7 +18,10 @@ QUERY_FIELDS = {
     "iterations": "iterations",
     "test_examples": "test_examples",
     "reverse": "reverse",
+    "recipe": "recipe",
 }
+# Fields whose link value is one of a few words, matched without regard to case.
+CHOICE_FIELDS = {"rnn_type": RNN_TYPES, "recipe": RECIPES}
 # Digits a link's number may have: far more than any field takes, few enough to read without delay.
 LONGEST_NUMBER_DIGITS = 30
 
@@ -52,12 +55,13 @@ def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], l
         if raw is None:
             problems.append(f"{name} is not text.")
             continue
-        if field_name == "rnn_type":
-            matches = [kind for kind in RNN_TYPES if kind.lower() == raw.lower()]
+        if field_name in CHOICE_FIELDS:
+            choices = CHOICE_FIELDS[field_name]
+            matches = [kind for kind in choices if kind.lower() == raw.lower()]
             if matches:
                 values[field_name] = matches[0]
             else:
-                problems.append(f"rnn_type={raw[:20]!r} is not one of {', '.join(RNN_TYPES)}.")
+                problems.append(f"{name}={raw[:20]!r} is not one of {', '.join(choices)}.")
         elif field_name == "reverse":
             if raw.lower() in ("1", "true", "yes", "on"):
                 values[field_name] = True

@@ -159,6 +159,11 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
     unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
         st.error(f"Training failed: {run.error}")
+    elif run.reached_goal and run.stopped_reason:
+        total = sum(event.seconds for event in run.epochs)
+        st.success(
+            f"{run.stopped_reason} Trained {len(run.epochs)} {unit}(s) in {format_seconds(total)}."
+        )
     elif run.stopped_reason and run.stopped_reason != "Stopped on request.":
         st.warning(run.stopped_reason)
     elif run.state == JobState.CANCELLED.value and not (run.epochs or run.batches):

@@ -47,6 +47,7 @@ class RunRecord:
     state: str = "queued"
     error: str | None = None
     stopped_reason: str | None = None
+    reached_goal: bool = False  # Stopped early because it reached its goal (the fast recipe).
     model: keras.Model | None = None  # The trained model once the job is done.
     result: TrainingResult | None = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
@@ -69,6 +70,7 @@ class RunRecord:
                     self.samples = event
                 case TrainingStopped():
                     self.stopped_reason = event.reason
+                    self.reached_goal = event.reached_goal
                 case FiltersSnapshot():
                     self.filters.append(event)
                 case ErrorBreakdown():

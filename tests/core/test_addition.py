@@ -5,13 +5,18 @@ import threading
 import numpy as np
 import pytest
 
+import core.addition
 from core.addition import (
     CHARACTERS,
+    FAST_SETTINGS,
     AdditionConfig,
     CharacterTable,
     _pair_from_index,
     build_addition_rnn,
     distinct_sums,
+    fast_config,
+    fast_learning_rate,
+    fast_optimizer,
     generate_problems,
     parse_question,
     solve,
@@ -165,3 +170,69 @@ def test_stop_ends_training_early_and_keeps_the_model():
     assert result.stopped_reason == "Stopped on request."
     assert any(isinstance(event, TrainingStopped) for event in events)
     assert len(solve(result.model, ["1+2"], digits=1)) == 1
+
+
+@pytest.mark.parametrize("digits", sorted(FAST_SETTINGS))
+def test_fast_config_keeps_the_examples_model_and_only_changes_how_it_trains(digits):
+    config = fast_config(digits)
+    assert config.recipe == "fast" and config.rnn_type == "LSTM" and config.layers == 1
+    assert config.hidden_size <= 128
+    # 50,000 examples, or every distinct sum when there are fewer (5,050 for two digits).
+    assert config.training_size == min(50_000, distinct_sums(digits))
+    assert (config.batch_size, config.iterations) == FAST_SETTINGS[digits]
+    # The form's defaults stay the tfjs ones: the preset is an option.
+    assert AdditionConfig().recipe == "keras"
+
+
+@pytest.mark.parametrize("digits", [0, 1, 6, -3, True, 3.0, "3", None])
+def test_fast_config_refuses_digits_it_has_no_preset_for(digits):
+    with pytest.raises(ValueError, match="fast preset is for 2 to 5 digits"):
+        fast_config(digits)
+
+
+@pytest.mark.parametrize("recipe", ["keras", "fast"])
+def test_known_recipes_are_accepted(recipe):
+    assert AdditionConfig(recipe=recipe).recipe == recipe
+
+
+@pytest.mark.parametrize("recipe", ["Fast", "turbo", "", None, 1, ["fast"]])
+def test_unknown_recipes_are_refused_naming_the_field(recipe):
+    with pytest.raises(ValueError, match="Training recipe must be one of keras, fast"):
+        AdditionConfig(recipe=recipe)
+
+
+def test_fast_recipe_warms_up_decays_clips_and_unrolls():
+    config = fast_config(3)
+    steps = config.steps_per_iteration
+    assert steps == -(-(config.training_size - config.validation_size) // config.batch_size)
+    rate = fast_learning_rate(config)
+    peak = 0.001 * (config.batch_size / 128) ** 0.5
+    assert float(rate(0)) == pytest.approx(0.0, abs=1e-9)
+    assert float(rate(steps)) == pytest.approx(peak, rel=1e-3)
+    last = config.iterations * steps
+    assert float(rate(last)) < 0.1 * peak < float(rate(last // 2))
+    assert fast_optimizer(config).clipnorm == 1.0
+    fast_model = build_addition_rnn(config)
+    plain_model = build_addition_rnn(AdditionConfig(digits=3, rnn_type="LSTM"))
+    assert fast_model.get_layer("encoder").unroll and fast_model.get_layer("decoder_1").unroll
+    assert not plain_model.get_layer("encoder").unroll
+
+
+@pytest.mark.parametrize("recipe", ["keras", "fast"])
+def test_only_the_fast_recipe_stops_at_its_goal(recipe, monkeypatch):
+    # A goal of 0% is met after the first iteration: the fast recipe stops there, the plain one goes on.
+    monkeypatch.setattr(core.addition, "FAST_GOAL_EXACT_MATCH", 0.0)
+    config = AdditionConfig(
+        digits=1, training_size=55, hidden_size=8, batch_size=8, iterations=3, test_examples=2
+    )
+    config = AdditionConfig(**{**{f: getattr(config, f) for f in config.__slots__}, "recipe": recipe})
+    events = []
+    result = train_addition(config, on_event=events.append)
+    stops = [event for event in events if isinstance(event, TrainingStopped)]
+    if recipe == "fast":
+        assert len(result.history) == 1 and result.reached_goal
+        assert [stop.reached_goal for stop in stops] == [True]
+        assert "exact match on 5 held-out sums at iteration 1" in result.stopped_reason
+    else:
+        assert len(result.history) == 3 and not result.reached_goal
+        assert stops == [] and result.stopped_reason is None

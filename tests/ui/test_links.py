@@ -16,3 +16,17 @@ def test_query_parameters_preset_the_form_and_bad_ones_are_reported():
     values, problems = form_values_from_query(query_from_config(config))
     assert problems == []
     assert AdditionConfig(**values) == config
+
+
+def test_a_link_carries_the_training_recipe_and_refuses_unknown_ones():
+    from core.addition import fast_config
+
+    config = fast_config(3)
+    values, problems = form_values_from_query(query_from_config(config))
+    assert problems == [] and values["recipe"] == "fast"
+    assert AdditionConfig(**values) == config
+    values, problems = form_values_from_query({"recipe": "FAST"})
+    assert values == {"recipe": "fast"} and problems == []
+    values, problems = form_values_from_query({"recipe": "turbo"})
+    assert values == {}
+    assert problems == ["recipe='turbo' is not one of keras, fast."]
