@@ -463,6 +463,26 @@ def test_model_cache_messages_belong_to_their_model_and_rename_shows_at_once():
     assert any("message B renamed" in option for option in picker.options)
 
 
+def test_model_cache_shows_an_unscored_upload_as_empty_never_as_none():
+    # An uploaded model has no metrics: its score was shown as a literal "None".
+    from tests.utils.models import tiny_digits_model
+    from ui.resources import get_store
+
+    record = get_store().save_keras(
+        tiny_digits_model(), name="unscored upload", task="digits", config={}, metrics={}
+    )
+    at = page("app_pages/model_cache.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    row = table[table["name"] == "unscored upload"].iloc[0]
+    assert row["score"] is None or row["score"] != row["score"]  # None or NaN: an empty cell.
+    at.selectbox(key="cache_selected").set_value(record.id).run()
+    picker = at.selectbox(key="cache_selected")
+    label = next(option for option in picker.options if "unscored upload" in option)
+    assert "None" not in label and "nan" not in label.lower()
+    assert not any("None" in str(element.value) for element in [*at.markdown, *at.caption])
+
+
 def test_model_cache_sorts_shows_details_and_offers_the_training_page():
     at, ids = model_cache_with("sort b", "sort a")
     at.selectbox(key="cache_sort").set_value("name").run()
