@@ -206,7 +206,7 @@ def test_fast_recipe_warms_up_decays_clips_and_unrolls():
     steps = config.steps_per_iteration
     assert steps == -(-(config.training_size - config.validation_size) // config.batch_size)
     rate = fast_learning_rate(config)
-    peak = 0.001 * (config.batch_size / 128) ** 0.5
+    peak = 0.01 * (config.batch_size / 128) ** 0.5
     assert float(rate(0)) == pytest.approx(0.0, abs=1e-9)
     assert float(rate(steps)) == pytest.approx(peak, rel=1e-3)
     last = config.iterations * steps
