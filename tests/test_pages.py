@@ -157,6 +157,34 @@ def test_digits_page_without_data_explains_how_to_provide_it(monkeypatch, tmp_pa
     assert len(at.get("file_uploader")) == 1
 
 
+def test_digits_page_offline_says_so_in_one_line_and_tries_the_download_once(monkeypatch, tmp_path):
+    import urllib.request
+
+    from core import mnist
+
+    attempts = []
+
+    def dropping_opener(url, timeout):
+        attempts.append(url)
+        raise OSError("<urlopen error [Errno 101] Network is unreachable>")
+
+    monkeypatch.delenv("MNIST_DIR")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", dropping_opener)
+    mnist.clear_mnist_cache()
+    try:
+        at = page("app_pages/digits.py").run()
+        at.run()  # A second script run (a canvas stroke, another session) must not try again.
+    finally:
+        mnist.clear_mnist_cache()
+    assert not at.exception
+    assert len(attempts) == 1
+    (warning,) = [warning.value for warning in at.warning if "MNIST" in warning.value]
+    assert "\n" not in warning and len(warning) < 200 and "urlopen" not in warning
+    assert "MNIST_DIR" in warning and "upload" in warning
+    assert len(at.get("file_uploader")) == 1
+
+
 def finished_digits_run(mnist_dir, *, training_size: int):
     """A finished one-epoch seed-CNN run, as the page keeps it once its job has ended."""
     from core.digits import DigitsConfig, train_digits

@@ -20,7 +20,7 @@ from core.digits import (
     DigitsResult,
     model_summary,
 )
-from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
+from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
 from ui.charts import (
     batch_chart,
     confusion_chart,
@@ -48,7 +48,13 @@ def data_ui() -> MnistData | None:
     try:
         data = data or cached_mnist()
     except ValueError as error:
-        st.warning(f"MNIST is not available: {error}")
+        if isinstance(error, MnistNotFoundError):
+            # One line with the fix; where the loader looked (and why a download failed) on a click.
+            st.warning(error.summary)
+            if error.summary != str(error):
+                st.expander("Where it looked").caption(str(error))
+        else:
+            st.warning(f"MNIST is not available: {error}")
         files = st.file_uploader(
             "Or upload the four MNIST IDX files (.gz or raw)",
             accept_multiple_files=True,
