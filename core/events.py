@@ -102,6 +102,14 @@ class ErrorBreakdown:
     # (question, expected, predicted, probability of the right answer), least likely first.
     hardest: tuple[tuple[str, str, str, float], ...] = field(default=())
 
+    @property
+    def exact_match(self) -> float | None:
+        """Share of all the held-out sums answered exactly right (None when there were none)."""
+        # Each sum has exactly one carry count, so the carries rows cover every sum once.
+        carries = [row for row in self.rows if row.group == "carries"]
+        total = sum(row.total for row in carries)
+        return sum(row.correct for row in carries) / total if total else None
+
 
 TrainingEvent = (
     BatchEnded | EpochEnded | SamplesDecoded | TrainingStopped | FiltersSnapshot | ErrorBreakdown

@@ -109,12 +109,44 @@ def test_addition_tiny_training_run_shows_charts_and_sums():
     assert run.state == "finished" and len(run.epochs) == 3
     assert run.model is not None
     assert any("Finished 3 iteration" in success.value for success in at.success)
-    # Loss, accuracy and seconds-per-iteration charts, the error breakdown by carries and by operand
-    # length (ui/addition_errors_view.py), and the table of test sums.
-    assert len(at.get("vega_lite_chart")) == 5
+    # Loss, accuracy, exact match and seconds-per-iteration charts, the error breakdown by carries and
+    # by operand length (ui/addition_errors_view.py), and the table of test sums.
+    assert len(at.get("vega_lite_chart")) == 6
     assert any("exact match" in markdown.value for markdown in at.markdown)
-    # The test sums, then the hardest held-out sums.
-    assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == 5
+    # The model summary, the test sums, then the hardest held-out sums.
+    assert len(at.dataframe) == 3 and len(at.dataframe[1].value) == 5
+
+
+def test_addition_page_charts_exact_match_explains_each_chart_and_shows_the_model_summary():
+    import json
+
+    from ui.charts import CHART_HELP
+    from ui.resources import get_runner
+
+    at = page("app_pages/addition.py").run()
+    # Before any run, the summary shows the model the form's values build.
+    assert any("parameters in all" in caption.value for caption in at.caption)
+    at.number_input(key="addition_digits").set_value(1)
+    at.number_input(key="addition_training_size").set_value(55)
+    at.number_input(key="addition_hidden_size").set_value(8)
+    at.number_input(key="addition_iterations").set_value(2)
+    at.number_input(key="addition_test_examples").set_value(3)
+    at.button[0].click().run()
+    assert not at.error, [error.value for error in at.error]
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    titles = [json.loads(chart.proto.spec)["title"] for chart in at.get("vega_lite_chart")]
+    assert "Exact match (held-out sums)" in titles and "Accuracy (per character)" in titles
+    captions = [caption.value for caption in at.caption]
+    for name in ("loss", "character accuracy", "exact match"):
+        assert CHART_HELP[name] in captions, name
+    # The summary follows the last submitted form: a SimpleRNN with 8 units.
+    summary = [frame.value for frame in at.dataframe if "params" in frame.value.columns]
+    assert summary and "SimpleRNN" in summary[0]["type"].tolist()
+    assert "(None, 8)" in summary[0]["output shape"].tolist()
 
 
 def test_digits_page_shows_data_source_and_summary_and_starts_a_run(mnist_dir):

@@ -38,6 +38,21 @@ RUN_SCALE = alt.Scale(range=RUN_COLOURS)
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
 BATCH_COLUMNS = ["run", "step", "value"]
 
+# "What am I looking at": one line under each chart. Train is the solid line, validation the dashed.
+CHART_HELP = {
+    "loss": "Cross-entropy, lower is better: solid on the training data, dashed on held-out data it "
+    "never trains on. Dashed rising while solid falls means it is memorising.",
+    "accuracy": "Share of images read right: solid on the training images, dashed on the test images "
+    "it never trains on.",
+    "character accuracy": "Share of answer characters right, solid on training sums, dashed on "
+    "held-out ones; a sum with one wrong digit still scores most characters.",
+    "exact match": "Share of the held-out sums (never trained on) whose whole answer is right, "
+    "after each iteration: the score that matters.",
+    "seconds": "Wall time of each iteration: one pass over the training sums, validation included.",
+    "batch": "Training loss or accuracy of single batches as they train (one point per few batches "
+    "on big epochs): noisy, since each batch is a small sample.",
+}
+
 
 class Curve(Protocol):
     """Anything with a label and per-epoch events: a session's run or a run on the class board."""
@@ -47,6 +62,17 @@ class Curve(Protocol):
 
     @property
     def epochs(self) -> Sequence[EpochEnded]: ...
+
+
+def exact_match_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Long table (as epoch_frame) of exact match on the held-out sums after each iteration."""
+    rows = [
+        (run.label, event.epoch, "exact match", "held-out", event.exact_match)
+        for run in runs
+        for event in run.breakdowns
+        if event.exact_match is not None
+    ]
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
 def epoch_frame(runs: Sequence[Curve]) -> pd.DataFrame:
@@ -106,9 +132,15 @@ def _batch_spec(*, metric: str) -> dict[str, Any]:
 
 
 def metric_chart(
-    frame: pd.DataFrame, *, metric: str, title: str, x_title: str = "Iteration", container: Any = st
+    frame: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    x_title: str = "Iteration",
+    container: Any = st,
+    help: str | None = None,
 ) -> None:
-    """Draw lines of one metric per run (colour) and split (dash)."""
+    """Draw lines of one metric per run (colour) and split (dash), with a line saying what they show."""
     data = frame[frame["metric"] == metric]
     if data.empty:
         # An empty chart shows a lone "0.000000" tick and bare legends: say when it will fill instead.
@@ -117,6 +149,8 @@ def metric_chart(
     spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
     # A copy: Streamlit may add keys to the spec it is given.
     container.vega_lite_chart(data, copy.deepcopy(spec), width="stretch")
+    if help:
+        container.caption(help)
 
 
 def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> None:
@@ -130,6 +164,7 @@ def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> N
         copy.deepcopy(_batch_spec(metric=metric)),
         width="stretch",
     )
+    container.caption(CHART_HELP["batch"])
 
 
 def confusion_chart(confusion: Any) -> alt.Chart:

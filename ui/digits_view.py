@@ -22,6 +22,7 @@ from core.digits import (
 )
 from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
 from ui.charts import (
+    CHART_HELP,
     batch_chart,
     confusion_chart,
     epoch_frame,
@@ -178,8 +179,16 @@ def charts_ui(active: RunRecord) -> None:
     batch_chart([active], metric="accuracy", container=right)
     frame = epoch_frame([active])
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+    for container, metric in ((left, "loss"), (right, "accuracy")):
+        title = f"{metric.capitalize()} per epoch"
+        metric_chart(
+            frame,
+            metric=metric,
+            title=title,
+            x_title="Epoch",
+            container=container,
+            help=CHART_HELP[metric],
+        )
     filters_live_ui(active)
 
 
