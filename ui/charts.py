@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -91,6 +92,33 @@ def epoch_frame(runs: Sequence[Curve]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
+def with_domains(spec: dict[str, Any], **domains: tuple[float, float]) -> dict[str, Any]:
+    """A copy of `spec` in which each named channel's scale has a fixed domain.
+
+    Streamlit's frontend runs every Vega view once before its rows arrive (streamlit/streamlit#16614),
+    so a scale whose domain comes from the data logs "Infinite extent for field" warnings; a domain
+    written in the spec needs no data. It changes only when a point falls outside it.
+    """
+    spec = copy.deepcopy(spec)  # Also what Streamlit needs: it may add keys to the spec it is given.
+    for channel, (low, high) in domains.items():
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        if low == high:  # One value: give the scale some width around it.
+            low, high = low - 0.5, high + 0.5
+        encoding = spec["encoding"][channel]
+        encoding["scale"] = {**encoding.get("scale", {}), "domain": [low, high], "nice": True}
+    return spec
+
+
+def value_domains(data: pd.DataFrame, *, x: str) -> dict[str, tuple[float, float]]:
+    """Domains of `x` and of `value` (from zero, as Vega-Lite's default) covering every row."""
+    values = data["value"].astype(float)
+    return {
+        "x": (float(data[x].min()), float(data[x].max())),
+        "y": (min(0.0, float(values.min())), float(values.max())),
+    }
+
+
 def _spec_without_data(chart: alt.Chart) -> dict[str, Any]:
     spec = chart.to_dict()
     spec.pop("data", None)
@@ -147,8 +175,9 @@ def metric_chart(
         container.caption(f"{title}: appears after the first {x_title.lower()}.")
         return
     spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
-    # A copy: Streamlit may add keys to the spec it is given.
-    container.vega_lite_chart(data, copy.deepcopy(spec), width="stretch")
+    container.vega_lite_chart(
+        data, with_domains(spec, **value_domains(data, x="epoch")), width="stretch"
+    )
     if help:
         container.caption(help)
 
@@ -159,11 +188,16 @@ def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> N
     if not rows:
         container.caption(f"Per-batch {metric}: appears after the first batches.")
         return
-    container.vega_lite_chart(
-        pd.DataFrame(rows, columns=BATCH_COLUMNS),
-        copy.deepcopy(_batch_spec(metric=metric)),
-        width="stretch",
-    )
+    data = pd.DataFrame(rows, columns=BATCH_COLUMNS)
+    # The planned steps of the run, so the axis does not change (and redraw the chart) on every poll.
+    planned = [
+        run.batches[-1].batches * epochs
+        for run in runs
+        if run.batches and isinstance(epochs := getattr(run.config, "epochs", None), int)
+    ]
+    domains = value_domains(data, x="step")
+    domains["x"] = (1.0, float(max([*planned, int(data["step"].max())])))
+    container.vega_lite_chart(data, with_domains(_batch_spec(metric=metric), **domains), width="stretch")
     container.caption(CHART_HELP["batch"])
 
 
@@ -180,7 +214,9 @@ def confusion_chart(confusion: Any) -> alt.Chart:
         y=alt.Y("true:O", title="True digit"),
     )
     cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", scale=alt.Scale(type="symlog"), legend=None),
+        color=alt.Color(
+            "count:Q", scale=alt.Scale(type="symlog", domain=[0, int(confusion.max())]), legend=None
+        ),
         tooltip=["true:O", "predicted:O", "count:Q"],
     )
     text = base.mark_text(fontSize=10).encode(
@@ -200,7 +236,14 @@ def per_class_chart(per_class_accuracy: tuple[float, ...]) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("digit:O", title="Digit"),
-            y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(zero=False)),
+            y=alt.Y(
+                "accuracy:Q",
+                title="Accuracy",
+                # Written out, not taken from the data: see with_domains.
+                scale=alt.Scale(
+                    domain=[min(per_class_accuracy), max(per_class_accuracy)], nice=True, zero=False
+                ),
+            ),
             tooltip=["digit:O", alt.Tooltip("accuracy:Q", format=".2%")],
         )
         .properties(height=330)
