@@ -50,8 +50,8 @@ CHART_HELP = {
     "exact match": "Share of the held-out sums (never trained on) whose whole answer is right, "
     "after each iteration: the score that matters.",
     "seconds": "Wall time of each iteration: one pass over the training sums, validation included.",
-    "batch": "Training loss or accuracy of single batches as they train (one point per few batches "
-    "on big epochs): noisy, since each batch is a small sample.",
+    "batch": "Training loss or accuracy of each batch (past 100 batches an epoch, each point averages "
+    "the batches since the last one): noisy, as batches are small.",
 }
 
 
