@@ -5,7 +5,7 @@ import streamlit as st
 from core.addition import AdditionConfig
 from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
-from ui.addition_view import ask_ui, charts_ui, form_ui, run_metrics
+from ui.addition_view import ask_ui, charts_ui, form_ui, run_metrics, summary_ui
 from ui.class_view import class_labels, page_lesson
 from ui.links import form_values_from_query, query_from_config
 from ui.live import live_run_ui
@@ -31,6 +31,7 @@ for problem in query_problems:
 lesson = page_lesson("addition")  # A teacher's lesson link presets, locks or hides fields.
 notice = st.container()  # Filled after Train, so it also covers the run just started.
 config = form_ui({**presets, **lesson.presets}, locked=lesson.locked, hidden=lesson.hidden)
+summary_ui({**presets, **lesson.presets})
 if config is not None:
     submitted: AdditionConfig = config
     try:

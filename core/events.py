@@ -105,14 +105,14 @@ class ErrorBreakdown:
 
     @property
     def total(self) -> int:
-        """Held-out sums scored (each falls in exactly one operand-length group)."""
-        return sum(row.total for row in self.rows if row.group == "length")
+        """Held-out sums scored (each has one carry count: the carries rows cover each sum once)."""
+        return sum(row.total for row in self.rows if row.group == "carries")
 
     @property
-    def exact_match(self) -> float:
-        """Share of all the scored sums answered exactly right."""
-        correct = sum(row.correct for row in self.rows if row.group == "length")
-        return correct / self.total if self.total else 0.0
+    def exact_match(self) -> float | None:
+        """Share of all the held-out sums answered exactly right (None when there were none)."""
+        correct = sum(row.correct for row in self.rows if row.group == "carries")
+        return correct / self.total if self.total else None
 
 
 TrainingEvent = (

@@ -14,6 +14,9 @@ import keras
 from core.events import BatchEnded, EpochEnded, TrainingEvent, TrainingStopped
 
 EventSink = Callable[[TrainingEvent], None]
+# A run sends at most this many batch events per epoch, evenly spaced; each averages the batches since
+# the one before, so a fast model cannot flood the page's queue and a slow one still shows every batch.
+MAX_BATCH_POINTS = 100
 
 
 @runtime_checkable
@@ -97,28 +100,35 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         epochs: int,
         on_event: EventSink | None = None,
         stop: threading.Event | None = None,
-        batch_interval_seconds: float = 0.25,
         on_epoch: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
+        samples: int | None = None,
+        max_batch_points: int = MAX_BATCH_POINTS,
     ) -> None:
         super().__init__()
         self.epochs = epochs
         self.on_event = on_event or _ignore
         self.stop = stop or threading.Event()
-        # Batch events are throttled by time so a fast model cannot flood the page's queue.
-        self.batch_interval_seconds = batch_interval_seconds
         self.on_epoch = on_epoch
+        # Keras weighs each batch's loss by its size; known sizes make the last, smaller batch exact.
+        self.batch_size = batch_size
+        self.samples = samples
+        self.max_batch_points = max(1, max_batch_points)
         self.history: list[EpochEnded] = []
         self.stopped_reason: str | None = None
         self._epoch = 0
         self._epoch_started = 0.0
-        self._last_batch_event = 0.0
         self._step = 0
         self._batches = 0
+        self._stride = 1
+        # The epoch's running means, times the samples they cover, at the last batch event.
+        self._reported = (0.0, 0.0, 0.0)  # (samples, loss sum, accuracy sum)
         self._diverged = False
         self._good_weights: list[Any] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._batches = int(self.params.get("steps") or 0)
+        self._stride = max(1, math.ceil(self._batches / self.max_batch_points))
         self._good_weights = self.model.get_weights()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -129,6 +139,7 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
         self._epoch_started = time.perf_counter()
+        self._reported = (0.0, 0.0, 0.0)
         self._check_stop()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -142,20 +153,32 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
                 "and the weights of the last finished epoch are kept. Try a lower learning rate."
             )
             return
-        now = time.perf_counter()
-        if now - self._last_batch_event >= self.batch_interval_seconds:
-            self._last_batch_event = now
-            self.on_event(
-                BatchEnded(
-                    epoch=self._epoch,
-                    batch=batch + 1,
-                    batches=self._batches,
-                    step=self._step,
-                    loss=loss,
-                    accuracy=float(logs.get("accuracy", math.nan)),
-                )
-            )
+        if (batch + 1) % self._stride == 0 or batch + 1 == self._batches:
+            self._report_batches(batch + 1, loss, float(logs.get("accuracy", math.nan)))
         self._check_stop()
+
+    def _report_batches(self, batch: int, mean_loss: float, mean_accuracy: float) -> None:
+        """Send the loss and accuracy of the batches since the last event, not the running mean."""
+        # Keras logs running means over the epoch: sum_n = seen_n * mean_n, so the batches between
+        # two events scored (sum_n - sum_m) / (seen_n - seen_m).
+        seen = float(batch)
+        if self.batch_size is not None:
+            seen = float(batch * self.batch_size)
+            if self.samples is not None:
+                seen = float(min(seen, self.samples))
+        reported_seen, loss_sum, accuracy_sum = self._reported
+        self._reported = (seen, seen * mean_loss, seen * mean_accuracy)
+        covered = seen - reported_seen
+        self.on_event(
+            BatchEnded(
+                epoch=self._epoch,
+                batch=batch,
+                batches=self._batches,
+                step=self._step,
+                loss=(seen * mean_loss - loss_sum) / covered,
+                accuracy=(seen * mean_accuracy - accuracy_sum) / covered,
+            )
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
@@ -203,7 +226,14 @@ def fit_live(
 ) -> LiveCallback:
     """Fit `model` with the live callback and release what tracing left behind; the one way to train."""
     # Every training path goes through here, so none can skip Stop, NaN handling or the leak fix.
-    callback = LiveCallback(epochs=epochs, on_event=on_event, stop=stop, on_epoch=on_epoch)
+    callback = LiveCallback(
+        epochs=epochs,
+        on_event=on_event,
+        stop=stop,
+        on_epoch=on_epoch,
+        batch_size=batch_size,
+        samples=len(x) if hasattr(x, "__len__") else None,
+    )
     with released_after_training(model):
         model.fit(
             x,

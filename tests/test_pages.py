@@ -132,12 +132,44 @@ def test_addition_tiny_training_run_shows_charts_and_sums():
     assert run.state == "finished" and len(run.epochs) == 3
     assert run.model is not None
     assert any("Finished 3 iteration" in success.value for success in at.success)
-    # Loss, accuracy and seconds-per-iteration charts, the error breakdown by carries and by operand
-    # length (ui/addition_errors_view.py), and the table of test sums.
-    assert len(at.get("vega_lite_chart")) == 5
+    # Loss, accuracy, exact match and seconds-per-iteration charts, the error breakdown by carries and
+    # by operand length (ui/addition_errors_view.py), and the table of test sums.
+    assert len(at.get("vega_lite_chart")) == 6
     assert any("exact match" in markdown.value for markdown in at.markdown)
-    # The test sums, then the hardest held-out sums.
-    assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == 5
+    # The model summary, the test sums, then the hardest held-out sums.
+    assert len(at.dataframe) == 3 and len(at.dataframe[1].value) == 5
+
+
+def test_addition_page_charts_exact_match_explains_each_chart_and_shows_the_model_summary():
+    import json
+
+    from ui.charts import CHART_HELP
+    from ui.resources import get_runner
+
+    at = page("app_pages/addition.py").run()
+    # Before any run, the summary shows the model the form's values build.
+    assert any("parameters in all" in caption.value for caption in at.caption)
+    at.number_input(key="addition_digits").set_value(1)
+    at.number_input(key="addition_training_size").set_value(55)
+    at.number_input(key="addition_hidden_size").set_value(8)
+    at.number_input(key="addition_iterations").set_value(2)
+    at.number_input(key="addition_test_examples").set_value(3)
+    at.button[0].click().run()
+    assert not at.error, [error.value for error in at.error]
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    titles = [json.loads(chart.proto.spec)["title"] for chart in at.get("vega_lite_chart")]
+    assert "Exact match (held-out sums)" in titles and "Accuracy (per character)" in titles
+    captions = [caption.value for caption in at.caption]
+    for name in ("loss", "character accuracy", "exact match"):
+        assert CHART_HELP[name] in captions, name
+    # The summary follows the last submitted form: a SimpleRNN with 8 units.
+    summary = [frame.value for frame in at.dataframe if "params" in frame.value.columns]
+    assert summary and "SimpleRNN" in summary[0]["type"].tolist()
+    assert "(None, 8)" in summary[0]["output shape"].tolist()
 
 
 def test_digits_page_shows_data_source_and_summary_and_starts_a_run(mnist_dir):
@@ -177,6 +209,34 @@ def test_digits_page_without_data_explains_how_to_provide_it(monkeypatch, tmp_pa
         mnist.clear_mnist_cache()
     assert not at.exception
     assert any("MNIST_DIR" in warning.value for warning in at.warning)
+    assert len(at.get("file_uploader")) == 1
+
+
+def test_digits_page_offline_says_so_in_one_line_and_tries_the_download_once(monkeypatch, tmp_path):
+    import urllib.request
+
+    from core import mnist
+
+    attempts = []
+
+    def dropping_opener(url, timeout):
+        attempts.append(url)
+        raise OSError("<urlopen error [Errno 101] Network is unreachable>")
+
+    monkeypatch.delenv("MNIST_DIR")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", dropping_opener)
+    mnist.clear_mnist_cache()
+    try:
+        at = page("app_pages/digits.py").run()
+        at.run()  # A second script run (a canvas stroke, another session) must not try again.
+    finally:
+        mnist.clear_mnist_cache()
+    assert not at.exception
+    assert len(attempts) == 1
+    (warning,) = [warning.value for warning in at.warning if "MNIST" in warning.value]
+    assert "\n" not in warning and len(warning) < 200 and "urlopen" not in warning
+    assert "MNIST_DIR" in warning and "upload" in warning
     assert len(at.get("file_uploader")) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.addition import (
@@ -16,13 +17,16 @@ from core.addition import (
     RECIPES,
     RNN_TYPES,
     AdditionConfig,
+    build_addition_rnn,
+    distinct_sums,
     example_question,
     fast_config,
     parse_question,
     solve,
 )
+from core.digits import model_summary
 from ui.addition_errors_view import breakdown_ui, confidence_table
-from ui.charts import epoch_frame, metric_chart
+from ui.charts import CHART_HELP, epoch_frame, exact_match_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.links import query_from_config
 from ui.runs import RunRecord
@@ -190,6 +194,41 @@ def fast_preset_ui(container: Any, presets: dict, *, locked: frozenset[str]) -> 
     )
 
 
+@st.cache_data(show_spinner=False)
+def summary_rows(digits: int, rnn_type: str, layers: int, hidden_size: int) -> pd.DataFrame:
+    """The layer table of a freshly built model of this shape."""
+    config = AdditionConfig(
+        digits=digits,
+        rnn_type=rnn_type,
+        layers=layers,
+        hidden_size=hidden_size,
+        training_size=min(AdditionConfig().training_size, distinct_sums(digits)),
+        test_examples=0,
+    )
+    return pd.DataFrame(model_summary(build_addition_rnn(config)))
+
+
+def summary_ui(presets: dict) -> None:
+    """The layers of the model the form's last submitted values (else its presets) build."""
+    shape = {
+        name: st.session_state.get(
+            f"addition_{name}", presets.get(name, getattr(AdditionConfig(), name))
+        )
+        for name in ("digits", "rnn_type", "layers", "hidden_size")
+    }
+    with st.expander("Model summary"):
+        try:
+            rows = summary_rows(**shape)
+        except ValueError as error:
+            st.caption(f"No summary for these values: {error}")
+            return
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(
+            f"{shape['rnn_type']}, {shape['layers']} decoder layer(s) of {shape['hidden_size']} units: "
+            f"{int(rows['params'].sum()):,} parameters in all (updated when you press Train)."
+        )
+
+
 def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
     """Loss, accuracy and time per iteration of the runs picked for overlay, and the test sums."""
     shown = st.multiselect(
@@ -200,11 +239,31 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
         help="Overlay runs to compare SimpleRNN, GRU and LSTM.",
     )
     chosen = [run for run in runs if run.label in shown] or [active]
-    frame = epoch_frame(chosen)
+    frame = pd.concat([epoch_frame(chosen), exact_match_frame(chosen)], ignore_index=True)
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
-    metric_chart(frame, metric="seconds", title="Seconds per iteration")
+    metric_chart(frame, metric="loss", title="Loss", container=left, help=CHART_HELP["loss"])
+    metric_chart(
+        frame,
+        metric="seconds",
+        title="Seconds per iteration",
+        container=right,
+        help=CHART_HELP["seconds"],
+    )
+    left, right = st.columns(2)
+    metric_chart(
+        frame,
+        metric="accuracy",
+        title="Accuracy (per character)",
+        container=left,
+        help=CHART_HELP["character accuracy"],
+    )
+    metric_chart(
+        frame,
+        metric="exact match",
+        title="Exact match (held-out sums)",
+        container=right,
+        help=CHART_HELP["exact match"],
+    )
     samples_ui(active)
     breakdown_ui(active)
 

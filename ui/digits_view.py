@@ -20,8 +20,9 @@ from core.digits import (
     DigitsResult,
     model_summary,
 )
-from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
+from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
 from ui.charts import (
+    CHART_HELP,
     batch_chart,
     confusion_chart,
     epoch_frame,
@@ -48,7 +49,13 @@ def data_ui() -> MnistData | None:
     try:
         data = data or cached_mnist()
     except ValueError as error:
-        st.warning(f"MNIST is not available: {error}")
+        if isinstance(error, MnistNotFoundError):
+            # One line with the fix; where the loader looked (and why a download failed) on a click.
+            st.warning(error.summary)
+            if error.summary != str(error):
+                st.expander("Where it looked").caption(str(error))
+        else:
+            st.warning(f"MNIST is not available: {error}")
         files = st.file_uploader(
             "Or upload the four MNIST IDX files (.gz or raw)",
             accept_multiple_files=True,
@@ -172,8 +179,16 @@ def charts_ui(active: RunRecord) -> None:
     batch_chart([active], metric="accuracy", container=right)
     frame = epoch_frame([active])
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+    for container, metric in ((left, "loss"), (right, "accuracy")):
+        title = f"{metric.capitalize()} per epoch"
+        metric_chart(
+            frame,
+            metric=metric,
+            title=title,
+            x_title="Epoch",
+            container=container,
+            help=CHART_HELP[metric],
+        )
     filters_live_ui(active)
 
 
