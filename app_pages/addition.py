@@ -7,7 +7,7 @@ from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
 from ui.addition_view import ask_ui, charts_ui, form_ui, run_metrics
 from ui.class_view import class_labels, page_lesson
-from ui.links import form_values_from_query, query_from_config
+from ui.links import form_values_from_query, link_combination_problem, query_from_config
 from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
@@ -28,6 +28,10 @@ handle = session_handle()
 presets, query_problems = form_values_from_query(st.query_params.to_dict())
 for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
+# The whole link is checked at once, so a combination that cannot train is told before Train.
+combination = link_combination_problem(presets)
+if combination is not None:
+    st.warning(f"This link's settings do not fit together: {combination}")
 lesson = page_lesson("addition")  # A teacher's lesson link presets, locks or hides fields.
 notice = st.container()  # Filled after Train, so it also covers the run just started.
 config = form_ui({**presets, **lesson.presets}, locked=lesson.locked, hidden=lesson.hidden)

@@ -727,3 +727,41 @@ def test_digits_model_summary_follows_the_model_choice_before_train(mnist_dir):
     assert not at.exception
     captions = " ".join(caption.value for caption in at.caption)
     assert "Strong CNN" in captions and "Seed CNN" not in captions
+
+
+def test_limit_messages_name_the_field_and_its_real_limits(mnist_dir):
+    from core.addition import MAX_TRAINING_SIZE
+    from core.digits import MIN_TRAINING_SIZE
+
+    # A link's training size of 0: the field's own range, not an internal ceiling.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "0"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"Training size must be between 10 and {MAX_TRAINING_SIZE:,}" in warnings
+    # A huge one in a link without digits: the field's maximum, not the distinct sums of 5 digits.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "99999999999"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"between 10 and {MAX_TRAINING_SIZE:,}" in warnings and "distinct sums" not in warnings
+    # The Digits form's Training images of 50: the field's name and its minimum.
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_training_size").set_value(50)
+    at.button[0].click().run()
+    assert not at.exception
+    errors = " ".join(error.value for error in at.error)
+    assert f"Training images must be at least {MIN_TRAINING_SIZE:,} (0 means all)" in errors
+    assert at.session_state["digits_runs"] == []
+
+
+def test_a_link_whose_fields_do_not_fit_together_says_so_on_load():
+    at = page("app_pages/addition.py")
+    at.query_params["digits"] = "1"
+    at.query_params["training_size"] = "5000"
+    at.run()
+    assert not at.exception
+    # Before Train: the form is preset as the link says, and the page says why it cannot train.
+    assert at.number_input(key="addition_training_size").value == 5000
+    messages = " ".join(message.value for message in [*at.warning, *at.error])
+    assert "1 digit allows at most 55 distinct sums" in messages
