@@ -765,3 +765,45 @@ def test_a_link_whose_fields_do_not_fit_together_says_so_on_load():
     assert at.number_input(key="addition_training_size").value == 5000
     messages = " ".join(message.value for message in [*at.warning, *at.error])
     assert "1 digit allows at most 55 distinct sums" in messages
+
+
+def test_stop_says_stopping_until_the_job_ends_then_reports_the_batches_that_ran(monkeypatch):
+    import threading
+
+    import core.addition
+    from core.events import BatchEnded, EpochEnded, TrainingStopped
+    from ui.resources import get_runner
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_to_stop(config, *, on_event, stop):
+        # Like a large model: Stop is asked early, but the running batch takes a while to end.
+        on_event(
+            EpochEnded(epoch=1, epochs=2, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=1)
+        )
+        on_event(BatchEnded(epoch=2, batch=37, batches=55, step=92, loss=1.0, accuracy=0.5))
+        started.set()
+        release.wait(TIMEOUT)
+        on_event(TrainingStopped(epoch=2, reason="Stopped on request.", batch=37, batches=55))
+
+    monkeypatch.setattr(core.addition, "train_addition", slow_to_stop)
+    at = page("app_pages/addition.py").run()
+    press_train_with_a_tiny_config(at)
+    assert started.wait(TIMEOUT)
+    at.run()
+    at.button(key="addition_stop").click().run()
+    try:
+        assert not at.exception
+        texts = [bar.proto.text for bar in at.get("progress")] + [info.value for info in at.info]
+        assert any(text.startswith("Stopping") for text in texts)
+        assert not any(button.key == "addition_stop" for button in at.button)  # No second Stop.
+    finally:
+        release.set()
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    infos = " ".join(info.value for info in at.info)
+    assert "Stopped during iteration 2 after 37 of 55 batches" in infos
+    assert "1 whole iteration" in infos

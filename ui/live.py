@@ -151,10 +151,16 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
             st.rerun()
         return
     if run.state == JobState.RUNNING.value:
+        if job is not None and job.stop_event.is_set():
+            # A large model's batch (or its first, graph-compiling one) can take a minute to end.
+            text = "Stopping… the running batch ends first; what it learned so far is kept."
+            st.progress(run.fraction_done(), text=text)
+            return
         st.progress(run.fraction_done(), text=run.progress_text())
         if st.button("Stop", key=key, help="Stop at the next batch, keeping what was learned."):
             if job is not None:
                 job.cancel()
+            st.rerun()  # Show "Stopping…" at once.
         return
     unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
@@ -164,7 +170,7 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
     elif run.state == JobState.CANCELLED.value and not (run.epochs or run.batches):
         st.info("Cancelled before training started; nothing was trained.")
     elif run.state == JobState.CANCELLED.value:
-        st.info(f"Stopped after {len(run.epochs)} {unit}(s); what it learned so far is kept.")
+        st.info(run.stopped_text())
     elif run.state == JobState.FINISHED.value:
         total = sum(event.seconds for event in run.epochs)
         st.success(f"Finished {len(run.epochs)} {unit}(s) in {format_seconds(total)}.")

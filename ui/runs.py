@@ -47,6 +47,7 @@ class RunRecord:
     state: str = "queued"
     error: str | None = None
     stopped_reason: str | None = None
+    stopped: TrainingStopped | None = None  # Where it stopped early (inside an epoch or after one).
     model: keras.Model | None = None  # The trained model once the job is done.
     result: TrainingResult | None = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
@@ -69,6 +70,7 @@ class RunRecord:
                     self.samples = event
                 case TrainingStopped():
                     self.stopped_reason = event.reason
+                    self.stopped = event
                 case FiltersSnapshot():
                     self.filters.append(event)
                 case ErrorBreakdown():
@@ -115,6 +117,18 @@ class RunRecord:
         timed = self.epochs[1:] or self.epochs
         return statistics.median(event.seconds for event in timed[-ETA_WINDOW:])
 
+    def stopped_text(self) -> str:
+        """'Stopped during iteration 2 after 37 of 55 batches…' or 'Stopped after 3 iteration(s)…'."""
+        unit = self.unit.lower()
+        whole = len(self.epochs)
+        stop = self.stopped
+        if stop is not None and stop.batch:
+            return (
+                f"Stopped during {unit} {stop.epoch} after {stop.batch:,} of {stop.batches:,} batches "
+                f"({whole} whole {unit}(s) before it); what it learned so far is kept."
+            )
+        return f"Stopped after {whole} {unit}(s); what it learned so far is kept."
+
     def progress_text(self) -> str:
         """'Epoch i of N — batch b of B — x s/epoch — ETA ~y s' for the status line."""
         parts = []
@@ -127,7 +141,8 @@ class RunRecord:
         elif self.epochs:
             parts.append(f"{self.unit} {finished} of {self.planned_epochs}")
         else:
-            return "Starting…"
+            # The data is made and the model built; tracing the graph makes the first batch slow.
+            return "Preparing the model (the first batch compiles the graph)…"
         per_epoch = self.seconds_per_epoch()
         if per_epoch is not None:
             remaining = max(0.0, self.planned_epochs - self.epochs_done()) * per_epoch

@@ -66,3 +66,10 @@ def test_the_first_iteration_with_its_graph_tracing_does_not_set_the_eta():
 def test_planned_length_comes_from_the_typed_config():
     assert RunRecord(label="a", job_id="j", config=AdditionConfig(iterations=7)).planned_epochs == 7
     assert RunRecord(label="d", job_id="j", config=DigitsConfig(epochs=4)).planned_epochs == 4
+
+
+def test_before_the_first_batch_the_status_says_the_model_is_being_prepared():
+    run = RunRecord(label="#1", job_id="job-1", config=AdditionConfig(iterations=3))
+    run.state = "running"
+    assert run.progress_text().startswith("Preparing the model")
+    assert "compiles the graph" in run.progress_text()
