@@ -807,3 +807,46 @@ def test_stop_says_stopping_until_the_job_ends_then_reports_the_batches_that_ran
     infos = " ".join(info.value for info in at.info)
     assert "Stopped during iteration 2 after 37 of 55 batches" in infos
     assert "1 whole iteration" in infos
+
+
+def test_digits_status_moves_with_the_batches_inside_an_epoch(monkeypatch, mnist_dir):
+    import threading
+
+    import core.digits
+    from core.events import BatchEnded, EpochEnded
+
+    first_sent, second_batch, second_sent = threading.Event(), threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def epochs_in_steps(config, *, on_event, stop, data):
+        on_event(
+            EpochEnded(
+                epoch=1, epochs=3, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=7.4
+            )
+        )
+        on_event(BatchEnded(epoch=2, batch=10, batches=100, step=110, loss=1.0, accuracy=0.5))
+        first_sent.set()
+        second_batch.wait(TIMEOUT)
+        on_event(BatchEnded(epoch=2, batch=60, batches=100, step=160, loss=1.0, accuracy=0.5))
+        second_sent.set()
+        release.wait(TIMEOUT)
+
+    monkeypatch.setattr(core.digits, "train_digits", epochs_in_steps)
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_epochs").set_value(3)
+    at.button[0].click().run()
+    try:
+        assert first_sent.wait(TIMEOUT)
+        at.run()
+        first = [bar.proto.text for bar in at.get("progress")]
+        second_batch.set()
+        assert second_sent.wait(TIMEOUT)
+        at.run()
+        later = [bar.proto.text for bar in at.get("progress")]
+    finally:
+        second_batch.set()
+        release.set()
+    assert not at.exception
+    # The status follows the running epoch's batches, not the last finished epoch.
+    assert len(first) == 1 and first[0].startswith("Epoch 2 of 3 — batch 10 of 100")
+    assert len(later) == 1 and later[0].startswith("Epoch 2 of 3 — batch 60 of 100"), later

@@ -73,3 +73,20 @@ def test_before_the_first_batch_the_status_says_the_model_is_being_prepared():
     run.state = "running"
     assert run.progress_text().startswith("Preparing the model")
     assert "compiles the graph" in run.progress_text()
+
+
+def test_one_slow_iteration_early_in_the_run_does_not_double_the_eta():
+    # Tracing, then two timed iterations of which one was slowed down by the busy server.
+    run = RunRecord(label="#1", job_id="job-1", config=AdditionConfig(iterations=100))
+    run.apply([epoch(1, 100, seconds=20.0), epoch(2, 100, seconds=1.0), epoch(3, 100, seconds=3.0)])
+    # A shared core only ever adds time, so the faster of the two is the better guess (it showed 2x).
+    assert eta_seconds(run) == pytest.approx(97.0, rel=0.1)
+
+
+@pytest.mark.parametrize("new_seconds", [2.0, 0.5])
+def test_a_lasting_change_of_speed_is_followed_slower_or_faster(new_seconds):
+    run = RunRecord(label="#1", job_id="job-1", config=AdditionConfig(iterations=100))
+    run.apply([epoch(number, 100, seconds=1.0) for number in range(1, 11)])
+    run.apply([epoch(number, 100, seconds=new_seconds) for number in range(11, 17)])
+    # Six iterations at the new speed: the ETA now counts the 84 left at that speed.
+    assert eta_seconds(run) == pytest.approx(84 * new_seconds, rel=0.05)
