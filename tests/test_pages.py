@@ -850,3 +850,28 @@ def test_digits_status_moves_with_the_batches_inside_an_epoch(monkeypatch, mnist
     # The status follows the running epoch's batches, not the last finished epoch.
     assert len(first) == 1 and first[0].startswith("Epoch 2 of 3 — batch 10 of 100")
     assert len(later) == 1 and later[0].startswith("Epoch 2 of 3 — batch 60 of 100"), later
+
+
+def test_digits_any_finished_run_can_be_picked_saved_and_deleted(mnist_dir):
+    import dataclasses
+
+    first = finished_digits_run(mnist_dir, training_size=300)
+    second = finished_digits_run(mnist_dir, training_size=300)
+    second.label = "#2 seed"
+    second.result = dataclasses.replace(second.result, test_accuracy=0.125)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [first, second]
+    at.run()
+    assert not at.exception
+    # The latest run by default, the earlier one when picked: its scores, its save form.
+    assert [metric.value for metric in at.metric] == ["12.50%"]
+    at.selectbox(key="digits_run_choice").set_value("#1 seed").run()
+    assert [metric.value for metric in at.metric] == [f"{first.result.test_accuracy:.2%}"]
+    at.text_input(key="digits_save_name").set_value("first digits run")
+    at.button(key="FormSubmitter:digits_save_form-Save to cache").click().run()
+    assert not at.exception
+    assert first.saved_name == "first digits run" and second.saved_name is None
+    at.button(key="digits_run_delete").click().run()
+    assert not at.exception
+    assert [run.label for run in at.session_state["digits_runs"]] == ["#2 seed"]
+    assert first.model is None  # Its model is let go.
