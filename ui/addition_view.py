@@ -5,12 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from core.addition import (
-    MAX_BATCH_SIZE,
-    MAX_HIDDEN_SIZE,
-    MAX_ITERATIONS,
-    MAX_LAYERS,
-    MAX_TEST_EXAMPLES,
-    MAX_TRAINING_SIZE,
     RNN_TYPES,
     AdditionConfig,
     example_question,
@@ -35,16 +29,18 @@ def form_ui(
 
     # A teacher's lesson link locks fields (shown disabled at its preset) or hides them (preset used).
     show_locked_presets("addition", locked)
+    # No minimum or maximum on the number fields: out of range, the browser greys a field red and drops
+    # the value without a word; the config's check below says which field and what range instead.
     slot = lesson_slot(hidden, preset)
     with st.form("addition_form"):
         left, middle, right = st.columns(3)
         digits = slot(left, "digits").number_input(
-            "Digits", 1, 5, preset("digits"), key="addition_digits", disabled="digits" in locked
+            "Digits", None, None, preset("digits"), key="addition_digits", disabled="digits" in locked
         )
         training_size = slot(middle, "training_size").number_input(
             "Training size",
-            10,
-            MAX_TRAINING_SIZE,
+            None,
+            None,
             preset("training_size"),
             step=1000,
             key="addition_training_size",
@@ -59,40 +55,40 @@ def form_ui(
         )
         num_layers = slot(left, "layers").number_input(
             "RNN layers",
-            1,
-            MAX_LAYERS,
+            None,
+            None,
             preset("layers"),
             key="addition_layers",
             disabled="layers" in locked,
         )
         hidden_size = slot(middle, "hidden_size").number_input(
             "Hidden size",
-            1,
-            MAX_HIDDEN_SIZE,
+            None,
+            None,
             preset("hidden_size"),
             key="addition_hidden_size",
             disabled="hidden_size" in locked,
         )
         batch_size = slot(right, "batch_size").number_input(
             "Batch size",
-            1,
-            MAX_BATCH_SIZE,
+            None,
+            None,
             preset("batch_size"),
             key="addition_batch_size",
             disabled="batch_size" in locked,
         )
         iterations = slot(left, "iterations").number_input(
             "Train iterations",
-            1,
-            MAX_ITERATIONS,
+            None,
+            None,
             preset("iterations"),
             key="addition_iterations",
             disabled="iterations" in locked,
         )
         test_examples = slot(middle, "test_examples").number_input(
             "# of test examples",
-            0,
-            MAX_TEST_EXAMPLES,
+            None,
+            None,
             preset("test_examples"),
             key="addition_test_examples",
             disabled="test_examples" in locked,
