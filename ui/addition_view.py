@@ -14,8 +14,23 @@ from core.addition import (
 from ui.addition_errors_view import breakdown_ui, confidence_table
 from ui.charts import epoch_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
+from ui.links import QUERY_FIELDS
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
+
+
+def link_ui() -> dict[str, str]:
+    """The address bar's parameters; the page's own come back after a visit to another page."""
+    params = st.query_params.to_dict()
+    own = {name: value for name, value in params.items() if name in QUERY_FIELDS}
+    if own:
+        st.session_state["addition_link"] = own
+    elif st.session_state["addition_link"]:
+        # The sidebar's links carry no parameters: put the page's link back in the address bar.
+        own = st.session_state["addition_link"]
+        for name, value in own.items():
+            st.query_params[name] = value
+    return {**params, **own}
 
 
 def form_ui(
