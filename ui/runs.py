@@ -141,7 +141,7 @@ class RunRecord:
             parts.append(f"{self.unit} {batch.epoch} of {self.planned_epochs}")
             parts.append(f"batch {batch.batch} of {batch.batches}")
         elif self.epochs:
-            parts.append(f"{self.unit} {finished} of {self.planned_epochs}")
+            parts.append(f"{self.unit} {finished} of {self.planned_epochs} done")
         else:
             # The data is made and the model built; tracing the graph makes the first batch slow.
             return "Preparing the model (the first batch compiles the graph)…"

@@ -90,3 +90,10 @@ def test_a_lasting_change_of_speed_is_followed_slower_or_faster(new_seconds):
     run.apply([epoch(number, 100, seconds=new_seconds) for number in range(11, 17)])
     # Six iterations at the new speed: the ETA now counts the 84 left at that speed.
     assert eta_seconds(run) == pytest.approx(84 * new_seconds, rel=0.05)
+
+
+def test_between_epochs_the_status_says_the_last_one_is_done_not_that_it_is_running():
+    run = RunRecord(label="#1", job_id="job-1", config=DigitsConfig(epochs=3), unit="Epoch")
+    run.apply([epoch(1, 3, seconds=7.4)])
+    # Read during epoch 2 before its first batch event, "Epoch 1 of 3" looked frozen at epoch 1.
+    assert run.progress_text().startswith("Epoch 1 of 3 done")
