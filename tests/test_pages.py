@@ -582,6 +582,8 @@ def test_pressing_train_while_a_run_trains_says_so_and_every_run_can_be_saved(mo
 
     # Any finished run of the session can be picked to save, ask or delete, not only the latest.
     at.selectbox(key="addition_run_choice").set_value(runs[0].label).run()
+    at.text_input(key="addition_question").set_value("3+4").run()  # Asked: the picked run answers.
+    assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)
     at.text_input(key="addition_save_name").set_value("first run")
     at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
     assert not at.exception
