@@ -68,6 +68,8 @@ class TrainingStopped:
     epoch: int
     reason: str
     reached_goal: bool = False  # Stopped because the run reached its goal, not for a problem.
+    batch: int = 0  # Batches of `epoch` that ran when it stopped inside it; 0 at an epoch's end.
+    batches: int = 0  # Batches per epoch.
 
 
 @dataclass(frozen=True, slots=True)

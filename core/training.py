@@ -87,6 +87,10 @@ def released_after_training(model: keras.Model) -> Iterator[None]:
         model.test_function = None
 
 
+class _StoppedInsideEpoch(Exception):
+    """Raised to leave `fit` at once after a stop inside an epoch, skipping its validation pass."""
+
+
 def _ignore(event: TrainingEvent) -> None:
     """Drop an event (used when nobody listens)."""
 
@@ -123,6 +127,8 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         self._stride = 1
         # The epoch's running means, times the samples they cover, at the last batch event.
         self._reported = (0.0, 0.0, 0.0)  # (samples, loss sum, accuracy sum)
+        self._epoch_batches = 0  # Batches of the running epoch done so far.
+        self._stopped_inside_epoch = False
         self._diverged = False
         self._good_weights: list[Any] = []
 
@@ -140,22 +146,36 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         self._epoch = epoch + 1
         self._epoch_started = time.perf_counter()
         self._reported = (0.0, 0.0, 0.0)
+        self._epoch_batches = 0
         self._check_stop()
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.stopped_reason is not None:
+            # Stopped at an epoch's start: not one more batch.
+            raise _StoppedInsideEpoch
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._stopped_inside_epoch:
+            # Validating a part of an epoch says little and, on a large model, took a minute.
+            raise _StoppedInsideEpoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self._step += 1
+        self._epoch_batches = batch + 1
         loss = float(logs.get("loss", math.nan))
         if not math.isfinite(loss):
             self._diverged = True
             self._halt(
-                f"The loss became {loss} at epoch {self._epoch}, batch {batch + 1}: training stopped "
-                "and the weights of the last finished epoch are kept. Try a lower learning rate."
+                inside_epoch=True,
+                reason=f"The loss became {loss} at epoch {self._epoch}, batch {batch + 1}: training "
+                "stopped and the weights of the last finished epoch are kept. Try a lower learning "
+                "rate.",
             )
             return
         if (batch + 1) % self._stride == 0 or batch + 1 == self._batches:
             self._report_batches(batch + 1, loss, float(logs.get("accuracy", math.nan)))
-        self._check_stop()
+        self._check_stop(inside_epoch=True)
 
     def _report_batches(self, batch: int, mean_loss: float, mean_accuracy: float) -> None:
         """Send the loss and accuracy of the batches since the last event, not the running mean."""
@@ -200,14 +220,20 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
             self.on_epoch(epoch + 1)
         self._check_stop()
 
-    def _check_stop(self) -> None:
+    def _check_stop(self, *, inside_epoch: bool = False) -> None:
         if self.stop.is_set() and self.stopped_reason is None:
-            self._halt("Stopped on request.")
+            self._halt(inside_epoch=inside_epoch, reason="Stopped on request.")
 
-    def _halt(self, reason: str) -> None:
+    def _halt(self, *, inside_epoch: bool, reason: str) -> None:
         if self.stopped_reason is None:
             self.stopped_reason = reason
-            self.on_event(TrainingStopped(epoch=self._epoch, reason=reason))
+            # Inside an epoch, say how much of it ran: that part is trained but never reported as one.
+            inside = inside_epoch and self._epoch_batches < self._batches
+            self._stopped_inside_epoch = inside
+            batch, batches = (self._epoch_batches, self._batches) if inside else (0, 0)
+            self.on_event(
+                TrainingStopped(epoch=self._epoch, reason=reason, batch=batch, batches=batches)
+            )
         self.model.stop_training = True
 
 
@@ -235,13 +261,18 @@ def fit_live(
         samples=len(x) if hasattr(x, "__len__") else None,
     )
     with released_after_training(model):
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            validation_data=validation_data,
-            callbacks=[callback, *extra_callbacks],
-            verbose=0,
-        )
+        try:
+            model.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                validation_data=validation_data,
+                callbacks=[callback, *extra_callbacks],
+                verbose=0,
+            )
+        except _StoppedInsideEpoch:
+            # `fit` was left early: end training as its own end would (weights of a NaN undone).
+            callback.on_train_end()
+            model._eval_epoch_iterator = None
     return callback

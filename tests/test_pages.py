@@ -685,6 +685,8 @@ def test_pressing_train_while_a_run_trains_says_so_and_every_run_can_be_saved(mo
 
     # Any finished run of the session can be picked to save, ask or delete, not only the latest.
     at.selectbox(key="addition_run_choice").set_value(runs[0].label).run()
+    at.text_input(key="addition_question").set_value("3+4").run()  # Asked: the picked run answers.
+    assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)
     at.text_input(key="addition_save_name").set_value("first run")
     at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
     assert not at.exception
@@ -830,3 +832,151 @@ def test_digits_model_summary_follows_the_model_choice_before_train(mnist_dir):
     assert not at.exception
     captions = " ".join(caption.value for caption in at.caption)
     assert "Strong CNN" in captions and "Seed CNN" not in captions
+
+
+def test_limit_messages_name_the_field_and_its_real_limits(mnist_dir):
+    from core.addition import MAX_TRAINING_SIZE
+    from core.digits import MIN_TRAINING_SIZE
+
+    # A link's training size of 0: the field's own range, not an internal ceiling.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "0"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"Training size must be between 10 and {MAX_TRAINING_SIZE:,}" in warnings
+    # A huge one in a link without digits: the field's maximum, not the distinct sums of 5 digits.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "99999999999"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"between 10 and {MAX_TRAINING_SIZE:,}" in warnings and "distinct sums" not in warnings
+    # The Digits form's Training images of 50: the field's name and its minimum.
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_training_size").set_value(50)
+    at.button[0].click().run()
+    assert not at.exception
+    errors = " ".join(error.value for error in at.error)
+    assert f"Training images must be at least {MIN_TRAINING_SIZE:,} (0 means all)" in errors
+    assert at.session_state["digits_runs"] == []
+
+
+def test_a_link_whose_fields_do_not_fit_together_says_so_on_load():
+    at = page("app_pages/addition.py")
+    at.query_params["digits"] = "1"
+    at.query_params["training_size"] = "5000"
+    at.run()
+    assert not at.exception
+    # Before Train: the form is preset as the link says, and the page says why it cannot train.
+    assert at.number_input(key="addition_training_size").value == 5000
+    messages = " ".join(message.value for message in [*at.warning, *at.error])
+    assert "1 digit allows at most 55 distinct sums" in messages
+
+
+def test_stop_says_stopping_until_the_job_ends_then_reports_the_batches_that_ran(monkeypatch):
+    import threading
+
+    import core.addition
+    from core.events import BatchEnded, EpochEnded, TrainingStopped
+    from ui.resources import get_runner
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_to_stop(config, *, on_event, stop):
+        # Like a large model: Stop is asked early, but the running batch takes a while to end.
+        on_event(
+            EpochEnded(epoch=1, epochs=2, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=1)
+        )
+        on_event(BatchEnded(epoch=2, batch=37, batches=55, step=92, loss=1.0, accuracy=0.5))
+        started.set()
+        release.wait(TIMEOUT)
+        on_event(TrainingStopped(epoch=2, reason="Stopped on request.", batch=37, batches=55))
+
+    monkeypatch.setattr(core.addition, "train_addition", slow_to_stop)
+    at = page("app_pages/addition.py").run()
+    press_train_with_a_tiny_config(at)
+    assert started.wait(TIMEOUT)
+    at.run()
+    at.button(key="addition_stop").click().run()
+    try:
+        assert not at.exception
+        texts = [bar.proto.text for bar in at.get("progress")] + [info.value for info in at.info]
+        assert any(text.startswith("Stopping") for text in texts)
+        assert not any(button.key == "addition_stop" for button in at.button)  # No second Stop.
+    finally:
+        release.set()
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    infos = " ".join(info.value for info in at.info)
+    assert "Stopped during iteration 2 after 37 of 55 batches" in infos
+    assert "1 whole iteration" in infos
+
+
+def test_digits_status_moves_with_the_batches_inside_an_epoch(monkeypatch, mnist_dir):
+    import threading
+
+    import core.digits
+    from core.events import BatchEnded, EpochEnded
+
+    first_sent, second_batch, second_sent = threading.Event(), threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def epochs_in_steps(config, *, on_event, stop, data):
+        on_event(
+            EpochEnded(
+                epoch=1, epochs=3, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=7.4
+            )
+        )
+        on_event(BatchEnded(epoch=2, batch=10, batches=100, step=110, loss=1.0, accuracy=0.5))
+        first_sent.set()
+        second_batch.wait(TIMEOUT)
+        on_event(BatchEnded(epoch=2, batch=60, batches=100, step=160, loss=1.0, accuracy=0.5))
+        second_sent.set()
+        release.wait(TIMEOUT)
+
+    monkeypatch.setattr(core.digits, "train_digits", epochs_in_steps)
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_epochs").set_value(3)
+    at.button[0].click().run()
+    try:
+        assert first_sent.wait(TIMEOUT)
+        at.run()
+        first = [bar.proto.text for bar in at.get("progress")]
+        second_batch.set()
+        assert second_sent.wait(TIMEOUT)
+        at.run()
+        later = [bar.proto.text for bar in at.get("progress")]
+    finally:
+        second_batch.set()
+        release.set()
+    assert not at.exception
+    # The status follows the running epoch's batches, not the last finished epoch.
+    assert len(first) == 1 and first[0].startswith("Epoch 2 of 3 — batch 10 of 100")
+    assert len(later) == 1 and later[0].startswith("Epoch 2 of 3 — batch 60 of 100"), later
+
+
+def test_digits_any_finished_run_can_be_picked_saved_and_deleted(mnist_dir):
+    import dataclasses
+
+    first = finished_digits_run(mnist_dir, training_size=300)
+    second = finished_digits_run(mnist_dir, training_size=300)
+    second.label = "#2 seed"
+    second.result = dataclasses.replace(second.result, test_accuracy=0.125)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [first, second]
+    at.run()
+    assert not at.exception
+    # The latest run by default, the earlier one when picked: its scores, its save form.
+    assert [metric.value for metric in at.metric] == ["12.50%"]
+    at.selectbox(key="digits_run_choice").set_value("#1 seed").run()
+    assert [metric.value for metric in at.metric] == [f"{first.result.test_accuracy:.2%}"]
+    at.text_input(key="digits_save_name").set_value("first digits run")
+    at.button(key="FormSubmitter:digits_save_form-Save to cache").click().run()
+    assert not at.exception
+    assert first.saved_name == "first digits run" and second.saved_name is None
+    at.button(key="digits_run_delete").click().run()
+    assert not at.exception
+    assert [run.label for run in at.session_state["digits_runs"]] == ["#2 seed"]
+    assert first.model is None  # Its model is let go.

@@ -8,12 +8,6 @@ import pandas as pd
 import streamlit as st
 
 from core.addition import (
-    MAX_BATCH_SIZE,
-    MAX_HIDDEN_SIZE,
-    MAX_ITERATIONS,
-    MAX_LAYERS,
-    MAX_TEST_EXAMPLES,
-    MAX_TRAINING_SIZE,
     RECIPES,
     RNN_TYPES,
     AdditionConfig,
@@ -28,9 +22,23 @@ from core.digits import model_summary
 from ui.addition_errors_view import breakdown_ui, confidence_table
 from ui.charts import CHART_HELP, epoch_frame, exact_match_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
-from ui.links import query_from_config
+from ui.links import QUERY_FIELDS, query_from_config
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
+
+
+def link_ui() -> dict[str, str]:
+    """The address bar's parameters; the page's own come back after a visit to another page."""
+    params = st.query_params.to_dict()
+    own = {name: value for name, value in params.items() if name in QUERY_FIELDS}
+    if own:
+        st.session_state["addition_link"] = own
+    elif st.session_state["addition_link"]:
+        # The sidebar's links carry no parameters: put the page's link back in the address bar.
+        own = st.session_state["addition_link"]
+        for name, value in own.items():
+            st.query_params[name] = value
+    return {**params, **own}
 
 
 def form_ui(
@@ -44,16 +52,18 @@ def form_ui(
 
     # A teacher's lesson link locks fields (shown disabled at its preset) or hides them (preset used).
     show_locked_presets("addition", locked)
+    # No minimum or maximum on the number fields: out of range, the browser greys a field red and drops
+    # the value without a word; the config's check below says which field and what range instead.
     slot = lesson_slot(hidden, preset)
     with st.form("addition_form"):
         left, middle, right = st.columns(3)
         digits = slot(left, "digits").number_input(
-            "Digits", 1, 5, preset("digits"), key="addition_digits", disabled="digits" in locked
+            "Digits", None, None, preset("digits"), key="addition_digits", disabled="digits" in locked
         )
         training_size = slot(middle, "training_size").number_input(
             "Training size",
-            10,
-            MAX_TRAINING_SIZE,
+            None,
+            None,
             preset("training_size"),
             step=1000,
             key="addition_training_size",
@@ -68,40 +78,40 @@ def form_ui(
         )
         num_layers = slot(left, "layers").number_input(
             "RNN layers",
-            1,
-            MAX_LAYERS,
+            None,
+            None,
             preset("layers"),
             key="addition_layers",
             disabled="layers" in locked,
         )
         hidden_size = slot(middle, "hidden_size").number_input(
             "Hidden size",
-            1,
-            MAX_HIDDEN_SIZE,
+            None,
+            None,
             preset("hidden_size"),
             key="addition_hidden_size",
             disabled="hidden_size" in locked,
         )
         batch_size = slot(right, "batch_size").number_input(
             "Batch size",
-            1,
-            MAX_BATCH_SIZE,
+            None,
+            None,
             preset("batch_size"),
             key="addition_batch_size",
             disabled="batch_size" in locked,
         )
         iterations = slot(left, "iterations").number_input(
             "Train iterations",
-            1,
-            MAX_ITERATIONS,
+            None,
+            None,
             preset("iterations"),
             key="addition_iterations",
             disabled="iterations" in locked,
         )
         test_examples = slot(middle, "test_examples").number_input(
             "# of test examples",
-            0,
-            MAX_TEST_EXAMPLES,
+            None,
+            None,
             preset("test_examples"),
             key="addition_test_examples",
             disabled="test_examples" in locked,

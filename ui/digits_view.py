@@ -12,12 +12,11 @@ from streamlit_drawable_canvas import st_canvas
 
 from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
 from core.digits import (
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
     MODEL_LABELS,
     MODELS,
     DigitsConfig,
     DigitsResult,
+    check_available,
     model_summary,
 )
 from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
@@ -107,24 +106,26 @@ def form_ui(
         key="digits_model",
         disabled="model" in locked,
     )
+    # No minimum or maximum on the number fields: out of range, the browser greys a field red and drops
+    # the value without a word; the config's check below says which field and what range instead.
     with st.form("digits_form"):
         # The two ticks share a wide column, so no label is cut at 1024 px.
         left, middle, right = st.columns(3)
         epochs = slot(left, "epochs").number_input(
-            "Epochs", 1, MAX_EPOCHS, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
+            "Epochs", None, None, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
         )
         batch_size = slot(middle, "batch_size").number_input(
             "Batch size",
-            1,
-            MAX_BATCH_SIZE,
+            None,
+            None,
             defaults["batch_size"],
             key="digits_batch_size",
             disabled="batch_size" in locked,
         )
         learning_rate = slot(right, "learning_rate").number_input(
             "Learning rate",
-            0.00001,
-            1.0,
+            None,
+            None,
             defaults["learning_rate"],
             step=0.0005,
             format="%.5f",
@@ -134,8 +135,8 @@ def form_ui(
         left, wide = st.columns([1, 2])
         training_size = slot(left, "training_size").number_input(
             "Training images (0 = all)",
-            0,
-            available,
+            None,
+            None,
             min(int(defaults["training_size"] or 0), available),
             step=1000,
             key="digits_training_size",
@@ -158,7 +159,7 @@ def form_ui(
         if not st.form_submit_button("Train", type="primary"):
             return None
     try:
-        return DigitsConfig(
+        config = DigitsConfig(
             decay=bool(decay),
             model=str(model_name),
             epochs=int(epochs),
@@ -167,6 +168,8 @@ def form_ui(
             training_size=int(training_size) or None,
             augment=bool(augment),
         )
+        check_available(config.training_size, available)
+        return config
     except ValueError as error:
         st.error(str(error))
         return None

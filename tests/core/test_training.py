@@ -61,6 +61,46 @@ def test_stop_event_ends_training_at_the_next_batch_and_batches_are_reported():
     assert callback.stopped_reason == "Stopped on request."
 
 
+def test_a_stop_inside_an_epoch_reports_the_batches_that_ran_and_skips_the_partial_epoch():
+    from core.training import fit_live
+
+    model = tiny_model()
+    stop = threading.Event()
+    events = []
+    validations = []
+
+    class StopInEpochTwo(keras.callbacks.Callback):
+        # Counts validation passes, and asks for a stop as the third batch of epoch 2 begins.
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 2 and batch == 2:
+                stop.set()
+
+        def on_test_begin(self, logs=None):
+            validations.append(True)
+
+    x, y = np.ones((64, 4)), np.ones((64, 1))
+    callback = fit_live(
+        model,
+        x,
+        y,
+        epochs=5,
+        batch_size=8,
+        validation_data=(x[:8], y[:8]),
+        on_event=events.append,
+        stop=stop,
+        extra_callbacks=[StopInEpochTwo()],
+    )
+    stopped = [event for event in events if isinstance(event, TrainingStopped)]
+    # What really ran: epoch 1 whole, then 3 of epoch 2's 8 batches.
+    assert [(event.epoch, event.batch, event.batches) for event in stopped] == [(2, 3, 8)]
+    # The partial epoch is not reported as an epoch, and no validation pass is spent on it.
+    assert [event.epoch for event in callback.history] == [1]
+    assert len(validations) == 1
+
+
 def gradient_registry_names():
     from tensorflow.python.framework import ops
 
