@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
-from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
+from core.canvas import DRAWING_SIDE, LOW_CONFIDENCE, decode_drawing, predict_digit, preprocess_canvas
 from core.digits import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -29,6 +27,7 @@ from ui.charts import (
     per_class_chart,
     probability_chart,
 )
+from ui.drawing import drawing_square
 from ui.explain_view import drawing_insights_ui, filters_live_ui
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.personal_view import personal_ui
@@ -36,8 +35,6 @@ from ui.resources import session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
-CANVAS_SIZE = 280  # Pixels of the drawing square (10x the 28-px image the model reads).
-CANVAS_MARGIN = 8  # The component's frame around the square.
 MIDDLE_WIDTH = 170  # "What the model sees" and the prediction.
 
 
@@ -232,25 +229,26 @@ def canvas_ui(model: Any) -> None:
     # A wrapping row of fixed-width parts: the 280-px square never shrinks into a clipped rectangle
     # (columns at 1024 px were 177 px wide); on a narrow window the parts wrap under one another.
     row = st.container(horizontal=True, wrap=True, gap="medium")
-    left = row.container(width=CANVAS_SIZE + CANVAS_MARGIN)
+    left = row.container(width=DRAWING_SIDE)
     middle = row.container(width=MIDDLE_WIDTH)
     right = row.container(width="stretch")
+    version = st.session_state["digits_canvas_version"]
     with left:
-        drawing = st_canvas(
-            stroke_width=20,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=CANVAS_SIZE,
-            width=CANVAS_SIZE,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key=f"digits_canvas_{st.session_state['digits_canvas_version']}",
-        )
+        drawing = drawing_square(key=f"digits_canvas_{version}", version=version)
         if st.button("Clear", key="digits_clear"):
-            # A new key gives a new, empty canvas; only this fragment reruns.
+            # A new key gives a new, empty square (the version tells the browser to wipe it); only
+            # this fragment reruns.
             st.session_state["digits_canvas_version"] += 1
             st.rerun(scope="fragment")
-    image = preprocess_canvas(np.asarray(drawing.image_data)) if drawing.image_data is not None else None
+    if drawing is None:
+        middle.info("Draw a digit on the black square.")
+        return
+    try:
+        # What the browser sent is checked before anything reads it: a client can send anything.
+        image = preprocess_canvas(decode_drawing(drawing))
+    except ValueError as error:
+        middle.warning(f"That drawing could not be read: {error}. Press Clear and draw again.")
+        return
     if image is None:
         middle.info("Draw a digit on the black square.")
         return
