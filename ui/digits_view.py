@@ -224,6 +224,11 @@ def reader_ui(run: RunRecord | None) -> Any:
     return picked[1] if picked is not None else None
 
 
+def clear_drawing() -> None:
+    """Give the drawing square a new version: a new, empty square."""
+    st.session_state["digits_canvas_version"] += 1
+
+
 def canvas_ui(model: Any) -> None:
     """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
     # A wrapping row of fixed-width parts: the 280-px square never shrinks into a clipped rectangle
@@ -232,14 +237,13 @@ def canvas_ui(model: Any) -> None:
     left = row.container(width=DRAWING_SIDE)
     middle = row.container(width=MIDDLE_WIDTH)
     right = row.container(width="stretch")
-    version = st.session_state["digits_canvas_version"]
     with left:
+        version = st.session_state["digits_canvas_version"]
         drawing = drawing_square(key=f"digits_canvas_{version}", version=version)
-        if st.button("Clear", key="digits_clear"):
-            # A new key gives a new, empty square (the version tells the browser to wipe it); only
-            # this fragment reruns.
-            st.session_state["digits_canvas_version"] += 1
-            st.rerun(scope="fragment")
+        # A new key gives a new, empty square (the version tells the browser to wipe it). Bumped in
+        # the click's callback, before the rerun the click starts (the fragment's own, in a browser),
+        # so no second rerun is needed and a full-page rerun cannot trip over a fragment-only one.
+        st.button("Clear", key="digits_clear", on_click=clear_drawing)
     if drawing is None:
         middle.info("Draw a digit on the black square.")
         return
