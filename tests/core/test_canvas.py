@@ -38,7 +38,7 @@ def seven_mask(
 
 
 def transparent(mask: np.ndarray, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
-    """What streamlit-drawable-canvas returns with a transparent background: opaque strokes only."""
+    """A canvas with a transparent background: opaque strokes only."""
     rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
     rgba[mask] = (*colour, 255)
     return rgba
