@@ -203,6 +203,34 @@ def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     assert any("confident" in caption.value for caption in at.caption)
 
 
+def reader_jobs():
+    from ui.resources import get_runner
+
+    return [job for job in get_runner().jobs() if job.kind == "digits-reader"]
+
+
+def test_digits_drawings_are_read_by_the_verified_tflite_copy_once_it_is_ready(mnist_dir):
+    from core.reader import DigitReader
+
+    run = finished_digits_run(mnist_dir, training_size=300)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [run]
+    at.session_state["digits_canvas_0"] = {"png": drawn_one()}
+    before = len(reader_jobs())
+    at.run()
+    assert not at.exception
+    # Read at once (by Keras) while the copy is converted and checked in a job.
+    assert any(metric.label == "Prediction" for metric in at.metric)
+    assert not any("TFLite" in caption.value for caption in at.caption)
+    jobs = reader_jobs()
+    assert len(jobs) == before + 1 and jobs[-1].wait(TIMEOUT)
+    assert isinstance(jobs[-1].result, DigitReader) and jobs[-1].result.model is run.model
+    at.run()
+    assert not at.exception
+    assert any("read by its TFLite copy" in caption.value for caption in at.caption)
+    assert len(reader_jobs()) == before + 1  # The same model is not converted again.
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.canvas import DRAWING_SIDE, LOW_CONFIDENCE, decode_drawing, predict_digit, preprocess_canvas
+from core.canvas import DRAWING_SIDE, LOW_CONFIDENCE, decode_drawing, preprocess_canvas
 from core.digits import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -17,8 +17,11 @@ from core.digits import (
     DigitsConfig,
     DigitsResult,
     model_summary,
+    normalize_images,
 )
+from core.jobs import JobState, QueueFullError
 from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
+from core.reader import DigitReader, fast_reader, keras_reader
 from ui.charts import (
     batch_chart,
     confusion_chart,
@@ -31,7 +34,7 @@ from ui.drawing import drawing_square
 from ui.explain_view import drawing_insights_ui, filters_live_ui
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.personal_view import personal_ui
-from ui.resources import session_handle
+from ui.resources import get_runner, session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
@@ -205,7 +208,7 @@ def drawing_ui(run: RunRecord | None, data: MnistData | None) -> None:
 
     @st.fragment
     def drawing() -> None:
-        canvas_ui(reader)
+        canvas_ui(reader, data)
 
     with st.container():
         drawing()
@@ -224,12 +227,42 @@ def reader_ui(run: RunRecord | None) -> Any:
     return picked[1] if picked is not None else None
 
 
+def reader_for(model: Any, data: MnistData | None) -> DigitReader:
+    """Keras at once; the model's TFLite copy once a job has converted it and checked it on MNIST.
+
+    The job starts with the model's first drawing and runs once per model and session; until it has
+    ended (or if the copy disagrees on any test image, or there is no MNIST to check it on) Keras reads.
+    """
+    tracked = st.session_state["digits_reader_job"]
+    job = get_runner().get(tracked["job_id"]) if tracked and tracked["model"] == id(model) else None
+    if job is not None and job.state is JobState.FINISHED:
+        reader = job.result
+        # The id of a freed model can come back on a new one: the copy must be of this very model.
+        if isinstance(reader, DigitReader) and reader.model is model:
+            return reader
+        job = None
+    if job is None and data is not None:
+        images = normalize_images(data.test_images)
+        try:
+            job = get_runner().submit(
+                lambda emit, stop: fast_reader(model, images=images),
+                owner=session_handle().owner,
+                kind="digits-reader",
+            )
+        except QueueFullError:
+            return keras_reader(
+                model
+            )  # Keras reads as well, only more slowly; tried on a later drawing.
+        st.session_state["digits_reader_job"] = {"model": id(model), "job_id": job.id}
+    return keras_reader(model)
+
+
 def clear_drawing() -> None:
     """Give the drawing square a new version: a new, empty square."""
     st.session_state["digits_canvas_version"] += 1
 
 
-def canvas_ui(model: Any) -> None:
+def canvas_ui(model: Any, data: MnistData | None) -> None:
     """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
     # A wrapping row of fixed-width parts: the 280-px square never shrinks into a clipped rectangle
     # (columns at 1024 px were 177 px wide); on a narrow window the parts wrap under one another.
@@ -261,9 +294,11 @@ def canvas_ui(model: Any) -> None:
         right.info("Train a model above, or load a saved one, to read your drawing.")
         drawing_insights_ui(None, image, None)
         return
-    prediction = predict_digit(model, image)
+    reader = reader_for(model, data)
+    prediction = reader.predict(image)
     middle.metric("Prediction", prediction.digit)
-    middle.caption(f"{prediction.confidence:.0%} confident")
+    fast = ", read by its TFLite copy" if reader.runtime == "tflite" else ""
+    middle.caption(f"{prediction.confidence:.0%} confident{fast}")
     right.altair_chart(
         probability_chart(prediction.probabilities, predicted=prediction.digit), width="stretch"
     )
