@@ -253,15 +253,91 @@ def finished_digits_run(mnist_dir, *, training_size: int):
     return run
 
 
+def drawn_one() -> str:
+    """What the drawing square sends for a "1": a PNG data URL of a white bar on the black square."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from core.canvas import DRAWING_SIDE, PNG_DATA_URL_PREFIX
+
+    pixels = np.zeros((DRAWING_SIDE, DRAWING_SIDE), dtype=np.uint8)
+    pixels[40:240, 130:150] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return PNG_DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     run = finished_digits_run(mnist_dir, training_size=2000)
     at = page("app_pages/digits.py")
     at.session_state["digits_runs"] = [run]
+    # The drawing square's state, as the browser sets it on pointer-up.
+    at.session_state["digits_canvas_0"] = {"png": drawn_one()}
     at.run()
     assert not at.exception
     assert any(metric.label == "Test accuracy" for metric in at.metric)
     assert len(at.get("vega_lite_chart")) >= 2  # Confusion matrix and per-digit accuracy.
     assert any("Finished 1 epoch" in success.value for success in at.success)
+    prediction = [metric for metric in at.metric if metric.label == "Prediction"]
+    assert len(prediction) == 1 and prediction[0].value in [str(digit) for digit in range(10)]
+    assert any("confident" in caption.value for caption in at.caption)
+
+
+def reader_jobs():
+    from ui.resources import get_runner
+
+    return [job for job in get_runner().jobs() if job.kind == "digits-reader"]
+
+
+def test_digits_drawings_are_read_by_the_verified_tflite_copy_once_it_is_ready(mnist_dir):
+    from core.reader import DigitReader
+
+    run = finished_digits_run(mnist_dir, training_size=300)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [run]
+    at.session_state["digits_canvas_0"] = {"png": drawn_one()}
+    before = len(reader_jobs())
+    at.run()
+    assert not at.exception
+    # Read at once (by Keras) while the copy is converted and checked in a job.
+    assert any(metric.label == "Prediction" for metric in at.metric)
+    assert not any("TFLite" in caption.value for caption in at.caption)
+    jobs = reader_jobs()
+    assert len(jobs) == before + 1 and jobs[-1].wait(TIMEOUT)
+    assert isinstance(jobs[-1].result, DigitReader) and jobs[-1].result.model is run.model
+    at.run()
+    assert not at.exception
+    assert any("read by its TFLite copy" in caption.value for caption in at.caption)
+    assert len(reader_jobs()) == before + 1  # The same model is not converted again.
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "data:image/png;base64,AAAA",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "data:image/png;base64," + "A" * 400_000,
+        12345,
+        ["not", "a", "drawing"],
+        {"png": "nested"},
+    ],
+)
+def test_digits_page_refuses_a_hostile_drawing_with_one_line(payload):
+    at = page("app_pages/digits.py")
+    at.session_state["digits_canvas_0"] = {"png": payload}
+    at.run()
+    assert not at.exception
+    warnings = [warning.value for warning in at.warning if "drawing could not be read" in warning.value]
+    assert len(warnings) == 1 and "\n" not in warnings[0] and len(warnings[0]) < 200, warnings
+    assert not any(metric.label == "Prediction" for metric in at.metric)
+    # Clear gives a new, empty square: the message goes and the page asks for a drawing again.
+    at.button(key="digits_clear").click().run()
+    assert not at.exception
+    assert not any("drawing could not be read" in warning.value for warning in at.warning)
+    assert any("Draw a digit on the black square." in info.value for info in at.info)
 
 
 def saved_digits_model(name: str) -> str:
