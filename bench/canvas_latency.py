@@ -170,7 +170,7 @@ def main() -> None:
             expect(drawing.get_by_role("heading", name="Digit Recognizer")).to_be_visible(timeout=60_000)
             drawing.get_by_label("Training images (0 = all)").fill("1000")
             drawing.get_by_label("Epochs").fill("1")
-            drawing.get_by_role("button", name="Train").click()
+            drawing.get_by_role("button", name="Train", exact=True).click()
             expect(drawing.get_by_text("Test accuracy")).to_be_visible(timeout=180_000)
             drawing.locator(SQUARE).first.scroll_into_view_if_needed()
             # The first drawing starts the model's TFLite copy; the page reads with it from the first
@@ -186,7 +186,7 @@ def main() -> None:
             for _ in range(2):
                 trainer = browser.new_context().new_page()
                 trainer.goto(f"{server.url}/?{LOAD_LINK}")
-                trainer.get_by_role("button", name="Train").click()
+                trainer.get_by_role("button", name="Train", exact=True).click()
                 expect(trainer.get_by_text(re.compile(r"Iteration \d+ of 500"))).to_be_visible(
                     timeout=120_000
                 )

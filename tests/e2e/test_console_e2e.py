@@ -38,7 +38,7 @@ def errors_besides_missing_files(messages):
 def test_training_the_addition_rnn_logs_no_vega_warnings(server, page):
     messages, _ = record_console(page)
     page.goto(f"{server.url}/?digits=1&training_size=50&test_examples=3&iterations=4")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Finished 4 iteration"))).to_be_visible(timeout=90_000)
     # Every chart of a finished run is on the page, drawn from its first point to its last.
     expect(page.get_by_text("Exact match (held-out sums)").first).to_be_visible()
@@ -53,7 +53,7 @@ def test_a_deep_link_to_the_digit_page_trains_without_vega_warnings(server, page
     expect(page.get_by_role("heading", name="Digit Recognizer")).to_be_visible(timeout=60_000)
     page.get_by_label("Training images (0 = all)").fill("600")
     page.get_by_label("Epochs").fill("2")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text("Per-batch loss")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=180_000)
     expect(page.get_by_text("Confusion matrix (test set)")).to_be_visible()

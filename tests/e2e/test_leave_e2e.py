@@ -13,7 +13,7 @@ LONG_RUN = "digits=1&training_size=55&hidden_size=8&batch_size=16&iterations=100
 def test_reloading_while_a_run_trains_asks_first_and_the_status_says_why(server, page):
     page.goto(f"{server.url}/?{LONG_RUN}")
     expect(page.get_by_role("heading", name="Addition RNN")).to_be_visible(timeout=60_000)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Iteration \d+ of 1000"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile("Reloading or leaving this page drops"))).to_be_visible()
     # The browser asks before the page (and the run with it) goes.
@@ -27,7 +27,7 @@ def test_reloading_while_a_run_trains_asks_first_and_the_status_says_why(server,
 def test_once_the_run_has_stopped_the_page_closes_without_asking(server, page):
     page.goto(f"{server.url}/?{LONG_RUN}")
     expect(page.get_by_role("heading", name="Addition RNN")).to_be_visible(timeout=60_000)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile("Reloading or leaving this page drops"))).to_be_visible()
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text(re.compile(r"Stopped (after|during)"))).to_be_visible(timeout=60_000)

@@ -4,7 +4,7 @@ import pytest
 
 from core.addition import AdditionConfig
 from core.digits import DigitsConfig
-from core.events import BatchEnded, EpochEnded
+from core.events import BatchEnded, EpochEnded, TrainingStopped
 from ui.runs import RunRecord, format_seconds
 
 
@@ -97,3 +97,12 @@ def test_between_epochs_the_status_says_the_last_one_is_done_not_that_it_is_runn
     run.apply([epoch(1, 3, seconds=7.4)])
     # Read during epoch 2 before its first batch event, "Epoch 1 of 3" looked frozen at epoch 1.
     assert run.progress_text().startswith("Epoch 1 of 3 done")
+
+
+def test_a_run_that_reached_its_goal_says_so_and_a_problem_stop_does_not():
+    goal = RunRecord(label="#1", job_id="job-1", config=AdditionConfig(iterations=25, recipe="fast"))
+    goal.apply([TrainingStopped(epoch=10, reason="Reached 99.2% exact match", reached_goal=True)])
+    assert goal.reached_goal and goal.stopped_reason == "Reached 99.2% exact match"
+    problem = RunRecord(label="#2", job_id="job-2", config=AdditionConfig(iterations=25))
+    problem.apply([TrainingStopped(epoch=3, reason="The loss became nan")])
+    assert not problem.reached_goal and problem.stopped_reason == "The loss became nan"
