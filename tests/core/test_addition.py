@@ -223,9 +223,14 @@ def test_only_the_fast_recipe_stops_at_its_goal(recipe, monkeypatch):
     # A goal of 0% is met after the first iteration: the fast recipe stops there, the plain one goes on.
     monkeypatch.setattr(core.addition, "FAST_GOAL_EXACT_MATCH", 0.0)
     config = AdditionConfig(
-        digits=1, training_size=55, hidden_size=8, batch_size=8, iterations=3, test_examples=2
+        digits=1,
+        training_size=55,
+        hidden_size=8,
+        batch_size=8,
+        iterations=3,
+        test_examples=2,
+        recipe=recipe,
     )
-    config = AdditionConfig(**{**{f: getattr(config, f) for f in config.__slots__}, "recipe": recipe})
     events = []
     result = train_addition(config, on_event=events.append)
     stops = [event for event in events if isinstance(event, TrainingStopped)]
