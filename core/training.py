@@ -11,7 +11,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import keras
 
-from core.events import BatchEnded, EpochEnded, TrainingEvent, TrainingStopped
+from core.control import TrainingControl
+from core.events import (
+    BatchEnded,
+    EpochEnded,
+    LearningRateChanged,
+    TrainingEvent,
+    TrainingPaused,
+    TrainingResumed,
+    TrainingStopped,
+)
 
 EventSink = Callable[[TrainingEvent], None]
 
@@ -89,7 +98,11 @@ def _ignore(event: TrainingEvent) -> None:
 
 
 class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has no stubs.
-    """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss."""
+    """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss.
+
+    When `stop` is a `TrainingControl` it also pauses at a batch end on request (blocking until Resume
+    or Stop) and applies a requested learning rate before the next batch.
+    """
 
     def __init__(
         self,
@@ -120,6 +133,19 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._batches = int(self.params.get("steps") or 0)
         self._good_weights = self.model.get_weights()
+        if isinstance(self.stop, TrainingControl):
+            rate, fixed_reason = _settable_learning_rate(self.model.optimizer)
+            self.stop.training_started(learning_rate=rate, fixed_reason=fixed_reason)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not isinstance(self.stop, TrainingControl):
+            return
+        rate = self.stop.take_requested_rate()
+        if rate is not None:
+            # Keras 3 keeps a float rate in a Variable that the compiled train step reads each batch.
+            self.model.optimizer.learning_rate.assign(rate)
+            changed = LearningRateChanged(epoch=self._epoch, step=self._step + 1, learning_rate=rate)
+            self.on_event(changed)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
@@ -155,7 +181,15 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
                     accuracy=float(logs.get("accuracy", math.nan)),
                 )
             )
+        self._pause_if_asked(batch + 1)
         self._check_stop()
+
+    def _pause_if_asked(self, batch: int) -> None:
+        if not isinstance(self.stop, TrainingControl):
+            return
+        paused = TrainingPaused(epoch=self._epoch, batch=batch, batches=self._batches, step=self._step)
+        if self.stop.wait_while_paused(lambda: self.on_event(paused)) and not self.stop.is_set():
+            self.on_event(TrainingResumed(epoch=self._epoch, step=self._step))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
@@ -186,6 +220,21 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
             self.stopped_reason = reason
             self.on_event(TrainingStopped(epoch=self._epoch, reason=reason))
         self.model.stop_training = True
+
+
+def _settable_learning_rate(optimizer: Any) -> tuple[float | None, str | None]:
+    """(rate, None) when the optimizer's rate is a plain value, else (None, why it cannot be set)."""
+    # Keras 3 keeps a schedule (or a callable) in `_learning_rate` and refuses assignments to it.
+    current = getattr(optimizer, "_learning_rate", None)
+    if isinstance(current, keras.optimizers.schedules.LearningRateSchedule) or callable(current):
+        return None, (
+            "This run's recipe sets its learning rate by a schedule (warm-up, then cosine decay), so "
+            "it cannot be changed by hand; train with the keras recipe to change it."
+        )
+    try:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate)), None
+    except (AttributeError, TypeError, ValueError):
+        return None, "This optimizer's learning rate cannot be read, so it cannot be changed."
 
 
 def fit_live(
