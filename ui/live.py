@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.jobs import Job, JobRunner, JobState
 from core.settings import env_number
+from ui.controls_view import run_controls_ui
 from ui.runs import RunRecord, format_seconds
 
 # Seconds between fragment reruns while a job is live; each rerun costs the server a script run.
@@ -155,6 +156,7 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
         if st.button("Stop", key=key, help="Stop at the next batch, keeping what was learned."):
             if job is not None:
                 job.cancel()
+        run_controls_ui(run, job, key=key)  # Pause/Resume and the learning rate (ui/controls_view.py).
         return
     unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
