@@ -188,8 +188,12 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         if not isinstance(self.stop, TrainingControl):
             return
         paused = TrainingPaused(epoch=self._epoch, batch=batch, batches=self._batches, step=self._step)
-        if self.stop.wait_while_paused(lambda: self.on_event(paused)) and not self.stop.is_set():
-            self.on_event(TrainingResumed(epoch=self._epoch, step=self._step))
+        started = time.perf_counter()
+        if self.stop.wait_while_paused(lambda: self.on_event(paused)):
+            # Time spent paused is not training time: leave it out of the epoch's seconds (and ETA).
+            self._epoch_started += time.perf_counter() - started
+            if not self.stop.is_set():
+                self.on_event(TrainingResumed(epoch=self._epoch, step=self._step))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
