@@ -133,43 +133,56 @@ def keras_file(run: RunRecord) -> Callable[[], bytes]:
 def downloads_ui(run: RunRecord, *, key_prefix: str) -> None:
     """Download buttons: the run's curves as CSV and, once trained, its model as .keras or TFLite."""
     stem = file_stem(run, page=key_prefix)
-    columns = st.columns(4)
-    columns[0].download_button(
-        "Curves (CSV)",
-        epochs_csv(run),
-        file_name=f"{stem}-epochs.csv",
-        mime="text/csv",
-        key=f"{key_prefix}_download_epochs",
-        on_click="ignore",
-        help=f"One row per {run.unit.lower()}: {', '.join(EPOCH_COLUMNS)}.",
-    )
-    columns[1].download_button(
-        "Batch curves (CSV)",
-        batches_csv(run),
-        file_name=f"{stem}-batches.csv",
-        mime="text/csv",
-        key=f"{key_prefix}_download_batches",
-        on_click="ignore",
-        help="The batch points the page kept (a few a second): " + ", ".join(BATCH_COLUMNS) + ".",
-    )
-    if run.model is None:
-        return
-    # The model files are made only when their button is pressed (a TFLite conversion takes seconds).
-    columns[2].download_button(
-        "Model (.keras)",
-        keras_file(run),
-        file_name=f"{stem}.keras",
-        mime="application/octet-stream",
-        key=f"{key_prefix}_download_keras",
-        on_click="ignore",
-        help="The trained model with its weights; open it with keras.saving.load_model.",
-    )
-    columns[3].download_button(
-        "Model (TFLite)",
-        tflite_bytes(run),
-        file_name=f"{stem}.tflite",
-        mime="application/octet-stream",
-        key=f"{key_prefix}_download_tflite",
-        on_click="ignore",
-        help="A float32 TFLite flatbuffer (built-in ops) for phones and LiteRT.",
-    )
+    csv_mime, model_mime = "text/csv", "application/octet-stream"
+    # (label, data, file name, mime type, key suffix, help) of each button, in page order.
+    buttons: list[tuple[str, str | Callable[[], bytes], str, str, str, str]] = [
+        (
+            "Curves (CSV)",
+            epochs_csv(run),
+            f"{stem}-epochs.csv",
+            csv_mime,
+            "epochs",
+            f"One row per {run.unit.lower()}: {', '.join(EPOCH_COLUMNS)}.",
+        ),
+        (
+            "Batch curves (CSV)",
+            batches_csv(run),
+            f"{stem}-batches.csv",
+            csv_mime,
+            "batches",
+            f"The batch points the page kept (a few a second): {', '.join(BATCH_COLUMNS)}.",
+        ),
+    ]
+    if run.model is not None:
+        # The model files are made only when their button is pressed (a TFLite conversion takes
+        # seconds): Streamlit calls these functions on click, in a thread of its own.
+        buttons += [
+            (
+                "Model (.keras)",
+                keras_file(run),
+                f"{stem}.keras",
+                model_mime,
+                "keras",
+                "The trained model with its weights; open it with keras.saving.load_model.",
+            ),
+            (
+                "Model (TFLite)",
+                tflite_bytes(run),
+                f"{stem}.tflite",
+                model_mime,
+                "tflite",
+                "A float32 TFLite flatbuffer (built-in ops) for phones and LiteRT.",
+            ),
+        ]
+    for column, (label, data, file_name, mime, suffix, help_text) in zip(
+        st.columns(4), buttons, strict=False
+    ):
+        column.download_button(
+            label,
+            data,
+            file_name=file_name,
+            mime=mime,
+            key=f"{key_prefix}_download_{suffix}",
+            on_click="ignore",
+            help=help_text,
+        )
