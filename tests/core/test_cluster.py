@@ -120,6 +120,9 @@ def test_an_addition_job_on_the_cluster_looks_like_one_on_threads(cluster_runner
     assert isinstance(remote.result, AdditionResult)
     assert result_shape(remote.result) == result_shape(local.result)
     assert len(remote.result.samples.samples) == 2
+    # Pause and rate changes have no channel to a worker yet: the page shows them disabled with why.
+    assert local.control.unsupported_reason is None
+    assert "not available for runs on the Dask cluster" in remote.control.unsupported_reason
 
 
 def worker_fetch_counts() -> dict[str, int]:
