@@ -41,8 +41,6 @@ class TrainingControl(threading.Event):
         # Set by training once it starts: the optimizer's rate, or why it cannot be changed.
         self._learning_rate: float | None = None
         self._fixed_rate_reason: str | None = None
-        # Why this job cannot be paused or given a new rate at all (e.g. it trains on a Dask worker).
-        self.unsupported_reason: str | None = None
 
     def set(self) -> None:
         """Ask the job to stop; a paused job wakes up to do so."""
@@ -52,7 +50,6 @@ class TrainingControl(threading.Event):
 
     def pause(self) -> None:
         """Ask training to pause at the end of its next batch, keeping its place and its model."""
-        self._check_supported()
         with self._condition:
             self._pause_requested = True
 
@@ -95,7 +92,6 @@ class TrainingControl(threading.Event):
 
     def request_learning_rate(self, value: float) -> float:
         """Ask for `value` (0 < value <= 1) from the next batch on; ValueError if it cannot apply."""
-        self._check_supported()
         rate = check_learning_rate(value)
         with self._condition:
             if self._fixed_rate_reason is not None:
@@ -131,7 +127,3 @@ class TrainingControl(threading.Event):
             if rate is not None:
                 self._learning_rate = rate
             return rate
-
-    def _check_supported(self) -> None:
-        if self.unsupported_reason is not None:
-            raise ValueError(self.unsupported_reason)

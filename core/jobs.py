@@ -312,12 +312,6 @@ class JobRunner:
                 listeners=tuple(self._listeners),
             )
             job.lane = lane
-            if lane == "cluster":
-                # A worker's stop travels as a Dask Event; pause and rates have no channel there yet.
-                job.stop_event.unsupported_reason = (
-                    "Pause and learning-rate changes are not available for runs on the Dask cluster; "
-                    "Stop works."
-                )
             job._state_changed()  # Queued: listeners hear of the job before it can start.
             self._jobs[job.id] = job
             self._prune(owner=owner, kind=kind)

@@ -120,27 +120,32 @@ def test_digits_run_can_be_paused_and_stopped_while_paused(monkeypatch, mnist_di
     assert at.session_state["digits_runs"][0].state == "cancelled"
 
 
-def test_controls_of_a_job_that_cannot_pause_are_disabled_with_the_reason():
+def test_a_run_whose_recipe_schedules_its_rate_shows_the_rate_box_disabled_with_why(monkeypatch):
     from ui.resources import get_runner
-    from ui.runs import RunRecord
 
-    runner = get_runner()
-    release = threading.Event()
-    job = runner.submit(lambda emit, stop: release.wait(TIMEOUT), owner="cluster-a", kind="addition")
-    # As the runner marks a job that trains on the Dask cluster.
-    job.control.unsupported_reason = "Pause and learning-rate changes are not available here."
+    heard = signalled(monkeypatch, "core.addition", "train_addition")
+    at = page("app_pages/addition.py").run()
+    for key, value in TINY_ADDITION.items():
+        at.number_input(key=key).set_value(value)
+    at.selectbox(key="addition_recipe").set_value("fast")
+    at.button[0].click().run()
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
     try:
-        at = page("app_pages/addition.py")
-        config = finished_addition_run().config
-        at.session_state["addition_runs"] = [RunRecord(label="#1", job_id=job.id, config=config)]
+        assert heard["any"].wait(TIMEOUT)
+        at.run()
+        # Held by a pause, so the run cannot reach the fast recipe's goal while the test looks.
+        at.button(key="addition_stop_pause").click().run()
+        assert heard["paused"].wait(TIMEOUT)
         at.run()
         assert not at.exception
-        assert at.button(key="addition_stop_pause").disabled
         assert at.number_input(key="addition_stop_learning_rate").disabled
-        assert any("not available here" in caption.value for caption in at.caption)
+        assert at.button(key="addition_stop_learning_rate_apply").disabled
+        assert any("by a schedule" in caption.value for caption in at.caption)
+        with pytest.raises(ValueError, match="schedule"):
+            job.control.request_learning_rate(0.01)
     finally:
-        release.set()
-    assert job.wait(TIMEOUT)
+        job.cancel()
+    assert job.wait(TIMEOUT) and job.state is JobState.CANCELLED
 
 
 def test_a_finished_addition_run_offers_its_curves_and_its_model_made_only_on_click(monkeypatch):

@@ -46,11 +46,9 @@ def run_controls_ui(run: RunRecord, job: Job | None, *, key: str) -> None:
             "Pause",
             key=f"{key}_pause",
             on_click=control.pause,
-            disabled=control.unsupported_reason is not None,
-            help=control.unsupported_reason
-            or "Pause at the end of the current batch; the run keeps its place and its model.",
+            help="Pause at the end of the current batch; the run keeps its place and its model.",
         )
-    refused = control.unsupported_reason or control.fixed_rate_reason
+    refused = control.fixed_rate_reason
     current = control.learning_rate
     if refused is None and current is None:
         refused = "The learning rate can be changed once the first batch has run."

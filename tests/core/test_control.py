@@ -205,32 +205,3 @@ def test_a_paused_job_keeps_its_slot_and_can_still_be_stopped():
     finally:
         reached.set()
         runner.shutdown()
-
-
-def test_an_unsupported_job_refuses_pause_and_rate_with_its_reason():
-    control = TrainingControl()
-    control.unsupported_reason = "Not on the cluster."
-    with pytest.raises(ValueError, match="Not on the cluster"):
-        control.pause()
-    with pytest.raises(ValueError, match="Not on the cluster"):
-        control.request_learning_rate(0.1)
-    assert not control.pause_requested
-
-
-def test_time_spent_paused_is_not_counted_in_the_epoch_time(monkeypatch):
-    import core.training
-
-    # A clock the test moves on by a long pause while training waits, instead of sleeping.
-    real_clock = core.training.time.perf_counter
-    skipped = []
-    monkeypatch.setattr(core.training.time, "perf_counter", lambda: real_clock() + sum(skipped))
-    model, control, events = tiny_model(), TrainingControl(), []
-    paused = threading.Event()
-    control.pause()
-    thread, outcome = train_in_thread(model, control, recorder(events, then=paused.set), epochs=1)
-    assert paused.wait(TIMEOUT)
-    skipped.append(1_000.0)
-    control.resume()
-    thread.join(TIMEOUT)
-    (epoch,) = outcome["callback"].history
-    assert epoch.seconds < 1_000.0
