@@ -67,7 +67,7 @@ class TrainingControl(threading.Event):
 
     @property
     def paused(self) -> bool:
-        """Whether training is blocked in a pause right now."""
+        """Whether training is blocked in a pause here (a cluster job pauses on its worker instead)."""
         with self._condition:
             return self._paused
 

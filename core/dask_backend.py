@@ -1,9 +1,10 @@
 """The Dask backend: training jobs run on the workers of a Dask distributed cluster.
 
 The server keeps the job (id, state, queue position, events, cancel, result); a worker runs the
-`TrainingSpec`. Per job, a Dask `Queue` carries batched events back and a Dask `Event` carries Stop
-there; MNIST is scattered once to every worker and reused by every job; the trained model returns as
-`.keras` bytes and is rebuilt here, so saving, drawing and the Model Cache see an ordinary result.
+`TrainingSpec`. Per job, a Dask `Queue` carries batched events back, Dask `Event`s carry Stop and Pause
+there and a Dask `Variable` a new learning rate; MNIST is scattered once to every worker and reused by
+every job; the trained model returns as `.keras` bytes and is rebuilt here, so saving, drawing and the
+Model Cache see an ordinary result.
 """
 
 from __future__ import annotations
@@ -229,7 +230,7 @@ def _worker_dataset(fingerprint: str | None) -> MnistData | None:
 def run_on_worker(
     spec: TrainingSpec, dataset: str | None, *, topic: str, channel: str
 ) -> PortableResult:
-    """The task a worker runs: train `spec`, streaming events to `channel`, obeying its stop Event."""
+    """The task a worker runs: train `spec`, streaming events to `channel`, obeying Stop, Pause, rate."""
     from distributed import Event, Variable, get_client, get_worker
 
     from core.runtime import configure_tensorflow, return_freed_memory
