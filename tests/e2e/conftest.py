@@ -59,7 +59,7 @@ def screenshot(page: Page, name: str) -> Path:
 def train_and_save(page: Page, url: str, *, iterations: int, name: str) -> None:
     """Open an Addition RNN link, train to the end and save the model under `name`."""
     page.goto(f"{url}&iterations={iterations}")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     finished = page.get_by_text(re.compile(rf"Finished {iterations} iteration"))
     expect(finished).to_be_visible(timeout=90_000)
     page.get_by_role("textbox", name="Name").fill(name)

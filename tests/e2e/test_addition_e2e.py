@@ -21,7 +21,7 @@ def test_train_watch_and_stop(server, page):
     expect(page.get_by_role("heading", name="Addition RNN")).to_be_visible(timeout=60_000)
     # The link preset the form.
     expect(page.get_by_label("Train iterations")).to_have_value("300")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
 
     status = page.get_by_text(re.compile(r"Iteration \d+ of 300"))
     expect(status).to_be_visible(timeout=60_000)

@@ -62,9 +62,9 @@ def test_six_students_train_and_the_teacher_sees_them_live(class_server, browser
     students = [context.new_page() for context in contexts]
     for tab in students:
         tab.goto(f"{url}/?class={code}&{TINY}")
-        expect(tab.get_by_role("button", name="Train")).to_be_visible(timeout=60_000)
+        expect(tab.get_by_role("button", name="Train", exact=True)).to_be_visible(timeout=60_000)
     for tab in students:
-        tab.get_by_role("button", name="Train").click()
+        tab.get_by_role("button", name="Train", exact=True).click()
     # The teacher's board (polling by itself) lists all six while some still wait or train.
     summary = page.get_by_text(re.compile(r"6 runs: \d training, \d queued"))
     expect(summary).to_be_visible(timeout=60_000)
@@ -111,7 +111,7 @@ def test_a_restarted_server_keeps_the_board(tmp_path, browser, page):
         code = create_class(page, first.url)
         student = browser.new_context().new_page()
         student.goto(f"{first.url}/?class={code}&{TINY}")
-        student.get_by_role("button", name="Train").click()
+        student.get_by_role("button", name="Train", exact=True).click()
         expect(student.get_by_text("Finished 2 iteration")).to_be_visible(timeout=120_000)
         expect(page.get_by_text("1 runs: 0 training, 0 queued, 1 ended.")).to_be_visible(timeout=60_000)
         student.context.close()

@@ -47,7 +47,7 @@ def test_the_digit_page_trains_on_the_cluster(server, cluster, page):
     expect(page.get_by_role("heading", name="Digit Recognizer")).to_be_visible(timeout=60_000)
     page.get_by_label("Training images (0 = all)").fill("1000")
     page.get_by_label("Epochs").fill("1")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Epoch \d"))).to_be_visible(timeout=120_000)
     expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=240_000)
     expect(page.get_by_text("Confusion matrix (test set)")).to_be_visible()

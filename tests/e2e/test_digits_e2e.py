@@ -38,7 +38,7 @@ def test_train_then_draw_a_digit(server, page, mnist_dir):
     expect(page.get_by_text(shown)).to_be_visible()
     page.get_by_label("Training images (0 = all)").fill("3000")
     page.get_by_label("Epochs").fill("2")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
 
     expect(page.get_by_text(re.compile(r"Epoch \d"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Per-batch loss")).to_be_visible(timeout=60_000)

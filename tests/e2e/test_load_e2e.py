@@ -43,7 +43,7 @@ def open_session(browser, url):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.goto(url)
-    expect(page.get_by_role("button", name="Train")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible(timeout=60_000)
     return context, page
 
 
@@ -53,7 +53,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
 
     # The first session imports TensorFlow and trains once; the baseline is taken after it has gone.
     context, page = open_session(browser, f"{server.url}/?{TINY}")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile("Finished 60 iteration"))).to_be_visible(timeout=120_000)
     context.close()
     baseline_threads = process.num_threads()
@@ -63,7 +63,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
     sessions = [open_session(browser, f"{server.url}/?{TINY}") for _ in range(SESSIONS)]
     pages = [page for _, page in sessions]
     for page in pages:
-        page.get_by_role("button", name="Train").click()
+        page.get_by_role("button", name="Train", exact=True).click()
 
     # Two run while the others wait in line, each told where it stands and able to leave.
     expect(pages[-1].get_by_text(re.compile(r"Queued, position \d of \d"))).to_be_visible(timeout=30_000)

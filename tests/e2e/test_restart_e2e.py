@@ -25,7 +25,7 @@ def test_sigkill_during_training_loses_no_saved_model(tmp_path, page):
         train_and_save(page, f"{first.url}/?{TINY}", iterations=3, name="before the crash")
 
         page.goto(f"{first.url}/?{TINY}&iterations=1000")
-        page.get_by_role("button", name="Train").click()
+        page.get_by_role("button", name="Train", exact=True).click()
         expect(page.get_by_text(re.compile(r"Iteration \d+ of 1000"))).to_be_visible(timeout=60_000)
         first.process.kill()
         assert first.process.wait(timeout=30) == -9
@@ -44,7 +44,7 @@ def test_sigkill_during_training_loses_no_saved_model(tmp_path, page):
 
         # The restarted server trains again.
         page.goto(f"{second.url}/?{TINY}&iterations=2")
-        page.get_by_role("button", name="Train").click()
+        page.get_by_role("button", name="Train", exact=True).click()
         expect(page.get_by_text(re.compile(r"Finished 2 iteration"))).to_be_visible(timeout=90_000)
     finally:
         second.stop()
