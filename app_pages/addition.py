@@ -5,10 +5,10 @@ import streamlit as st
 from core.addition import AdditionConfig
 from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
-from ui.addition_view import ask_ui, charts_ui, form_ui, run_metrics
+from ui.addition_view import ask_ui, charts_ui, form_ui, link_ui, run_metrics, summary_ui
 from ui.class_view import class_labels, page_lesson
 from ui.controls_view import downloads_ui
-from ui.links import form_values_from_query, query_from_config
+from ui.links import form_values_from_query, link_combination_problem, query_from_config
 from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
@@ -21,17 +21,24 @@ st.caption(
     "A recurrent network learns to add integers from example sums: SimpleRNN, GRU or LSTM, trained "
     "live on the server while this page polls it."
 )
-setup_state({"addition_runs": [], "addition_run_count": 0, "addition_saved_loaded": None})
+setup_state(
+    {"addition_runs": [], "addition_run_count": 0, "addition_saved_loaded": None, "addition_link": {}}
+)
 runs: list[RunRecord] = session_runs("addition_runs")
 runner = get_runner()
 handle = session_handle()
 
-presets, query_problems = form_values_from_query(st.query_params.to_dict())
+presets, query_problems = form_values_from_query(link_ui())
 for problem in query_problems:
     st.warning(f"Link setting ignored: {problem}")
+# The whole link is checked at once, so a combination that cannot train is told before Train.
+combination = link_combination_problem(presets)
+if combination is not None:
+    st.warning(f"This link's settings do not fit together: {combination}")
 lesson = page_lesson("addition")  # A teacher's lesson link presets, locks or hides fields.
 notice = st.container()  # Filled after Train, so it also covers the run just started.
 config = form_ui({**presets, **lesson.presets}, locked=lesson.locked, hidden=lesson.hidden)
+summary_ui({**presets, **lesson.presets})
 if config is not None:
     submitted: AdditionConfig = config
     try:
@@ -50,6 +57,7 @@ if config is not None:
         # The run keeps the typed config it trains with; the link only mirrors it.
         runs.append(RunRecord(label=label, job_id=job.id, config=config))
         st.query_params.from_dict(query_from_config(config))
+        st.session_state["addition_link"] = query_from_config(config)
 
 with notice:
     train_notice_ui(runs)

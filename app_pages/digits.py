@@ -29,7 +29,13 @@ st.caption(
     "A small CNN learns to read handwritten digits from MNIST while you watch; then draw one for it."
 )
 setup_state(
-    {"digits_runs": [], "digits_run_count": 0, "digits_canvas_version": 0, "digits_saved_loaded": None}
+    {
+        "digits_runs": [],
+        "digits_run_count": 0,
+        "digits_canvas_version": 0,
+        "digits_saved_loaded": None,
+        "digits_reader_job": None,
+    }
 )
 runs: list[RunRecord] = session_runs("digits_runs")
 runner = get_runner()

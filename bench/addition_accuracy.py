@@ -42,14 +42,14 @@ def time_to_target(config: AdditionConfig, *, target: float, label: str) -> dict
             return
         point = {
             "iteration": event.epoch,
-            "exact_match": round(event.exact_match, 4),
+            "exact_match": round(event.exact_match or 0.0, 4),
             # Training time only: seconds of the iterations so far (scoring happens after each).
             "training_seconds": round(sum(seconds.values()), 1),
             "elapsed": round(time.perf_counter() - started, 1),
         }
         curve.append(point)
         print(json.dumps({"run": label, **point}), file=sys.stderr, flush=True)
-        if event.exact_match >= target:
+        if point["exact_match"] >= target:
             stop.set()
 
     result = train_addition(config, on_event=on_event, stop=stop)

@@ -57,7 +57,7 @@ def app_epoch_seconds(config: AdditionConfig, *, workdir: Path) -> tuple[list[fl
             query = "&".join(f"{name}={value}" for name, value in query_from_config(config).items())
             page.goto(f"{server.url}/?{query}")
 
-            page.get_by_role("button", name="Train").click()
+            page.get_by_role("button", name="Train", exact=True).click()
             expect(page.get_by_text("Finished")).to_be_visible(timeout=600_000)
             browser.close()
     finally:

@@ -60,7 +60,7 @@ def render_seconds(browser, url: str) -> float:
     started = time.perf_counter()
     try:
         page.goto(url, timeout=180_000)
-        expect(page.get_by_role("button", name="Train")).to_be_visible(timeout=180_000)
+        expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible(timeout=180_000)
         elapsed = time.perf_counter() - started
     except PlaywrightError:
         # Counted as the worst case: the page did not render within three minutes.
@@ -98,7 +98,7 @@ def first_session(browser, url: str, *, iterations: int) -> None:
     context = browser.new_context()
     page = context.new_page()
     page.goto(url, timeout=180_000)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(f"Finished {iterations} iteration")).to_be_visible(timeout=300_000)
     context.close()
 
@@ -163,10 +163,12 @@ def main() -> None:
                 pages = [context.new_page() for context in contexts]
                 for page in pages:
                     page.goto(server.url + query, timeout=180_000)
-                    expect(page.get_by_role("button", name="Train")).to_be_visible(timeout=120_000)
+                    expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible(
+                        timeout=120_000
+                    )
                 started = time.perf_counter()
                 for page in pages:
-                    page.get_by_role("button", name="Train").click()
+                    page.get_by_role("button", name="Train", exact=True).click()
                 queued_seen = sum(queue_shown(page) for page in pages[-5:])
                 loaded_render, loaded_health = [], []
                 probing = threading.Event()

@@ -378,10 +378,11 @@ def train_addition(
             model, problems[split:], digits=config.digits, reverse=config.reverse, epoch=epoch
         )
         emit(breakdown)
-        if config.recipe == "fast" and breakdown.exact_match >= FAST_GOAL_EXACT_MATCH:
+        exact_match = breakdown.exact_match
+        if config.recipe == "fast" and exact_match is not None and exact_match >= FAST_GOAL_EXACT_MATCH:
             # The fast recipe's goal is reached: more iterations would only cost the class time.
             reached = (
-                f"Reached {breakdown.exact_match:.1%} exact match on {breakdown.total:,} held-out "
+                f"Reached {exact_match:.1%} exact match on {breakdown.total:,} held-out "
                 f"sums at iteration {epoch}: the fast recipe stops at {FAST_GOAL_EXACT_MATCH:.0%}."
             )
             goal[:] = [reached]

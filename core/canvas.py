@@ -3,10 +3,19 @@
 MNIST digits were size-normalised to fit a 20x20 box (keeping their aspect ratio), anti-aliased, and
 placed in a 28x28 field so that their centre of mass sits at the centre. `preprocess_canvas` repeats
 those steps, so a drawing reaches the model in the same form as the training images.
+
+`decode_drawing` reads what the page's drawing square sends (a PNG data URL). It comes over the websocket
+from the browser, so it is checked as hostile input: bounded size, exact prefix, PNG signature, exact
+280x280 size read from the header before any pixel is decoded; anything else is a ValueError.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import struct
+import zlib
 from dataclasses import dataclass
 
 import keras
@@ -29,6 +38,23 @@ SPECK_FRACTION = 1e-4
 MAX_CANVAS_SIDE = 4096
 # Below this confidence the page tells the user the model is unsure.
 LOW_CONFIDENCE = 0.6
+# The drawing square's side in pixels (10x the 28-px image the model reads).
+DRAWING_SIDE = 280
+PNG_DATA_URL_PREFIX = "data:image/png;base64,"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A drawn digit's PNG is 3 to 20 KB; even a square full of scribbles stays far below this bound.
+MAX_DRAWING_CHARS = 300_000
+# What Pillow may raise on a corrupt PNG (truncated chunks, bad CRCs, broken zlib streams).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    Image.DecompressionBombError,
+)
 # ITU-R BT.601 luma weights, the same ones Pillow uses for its "L" conversion.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -37,9 +63,10 @@ def _validated_pixels(rgba: np.ndarray) -> np.ndarray:
     """Check the canvas array and return it as float32 in [0, 1]."""
     if not isinstance(rgba, np.ndarray):
         raise ValueError(f"the canvas must be a numpy array, not {type(rgba).__name__}")
-    if rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
+    if rgba.ndim != 3 or rgba.shape[2] not in (1, 3, 4):
         raise ValueError(
-            f"the canvas must have shape (height, width, 4) or (height, width, 3), not {rgba.shape}"
+            "the canvas must have shape (height, width, 4) or (height, width, 3) or (height, width, 1)"
+            f", not {rgba.shape}"
         )
     height, width = rgba.shape[:2]
     if not (1 <= height <= MAX_CANVAS_SIDE and 1 <= width <= MAX_CANVAS_SIDE):
@@ -65,7 +92,8 @@ def _ink_map(pixels: np.ndarray) -> np.ndarray:
         # On a transparent canvas only the strokes are opaque, whatever colour they were drawn in.
         if alpha.max() - alpha.min() >= MIN_CONTRAST:
             return alpha
-    luminance = pixels[:, :, :3] @ LUMA_WEIGHTS
+    # A grey canvas (one channel, as decode_drawing gives) is its own luminance.
+    luminance = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels[:, :, :3] @ LUMA_WEIGHTS
     # The border is almost always background, so its median is the background, dark or light.
     border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
     distance: np.ndarray = np.abs(luminance - np.median(border))
@@ -80,7 +108,7 @@ def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 
 def preprocess_canvas(rgba: np.ndarray) -> np.ndarray | None:
-    """Turn canvas `image_data` into a (28, 28, 1) float32 MNIST-style image, or None if it is blank."""
+    """Turn RGBA, RGB or grey canvas pixels into a (28, 28, 1) MNIST-style image, or None if blank."""
     ink = _ink_map(_validated_pixels(rgba))
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
@@ -111,6 +139,38 @@ def preprocess_canvas(rgba: np.ndarray) -> np.ndarray | None:
     field = np.zeros((IMAGE_SIDE, IMAGE_SIDE, 1), dtype=np.float32)
     field[top : top + new_height, left : left + new_width, 0] = digit
     return field
+
+
+def decode_drawing(payload: object) -> np.ndarray:
+    """Decode the drawing square's PNG data URL into (280, 280, 1) grey uint8 pixels, or ValueError."""
+    if not isinstance(payload, str) or not payload.startswith(PNG_DATA_URL_PREFIX):
+        raise ValueError(f"the drawing must be a PNG data URL ({PNG_DATA_URL_PREFIX}...)")
+    if len(payload) > MAX_DRAWING_CHARS:
+        raise ValueError(
+            f"the drawing is too large ({len(payload):,} characters; at most {MAX_DRAWING_CHARS:,})"
+        )
+    try:
+        raw = base64.b64decode(payload[len(PNG_DATA_URL_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("the drawing is not valid base64") from error
+    if not raw.startswith(PNG_SIGNATURE) or raw[12:16] != b"IHDR" or len(raw) < 24:
+        raise ValueError("the drawing is not a PNG image")
+    # The size is read from the first chunk's header, so a wrong one is refused before Pillow parses
+    # anything or decompresses a single pixel.
+    width, height = struct.unpack(">II", raw[16:24])
+    if (width, height) != (DRAWING_SIDE, DRAWING_SIDE):
+        raise ValueError(
+            f"the drawing must be {DRAWING_SIDE}x{DRAWING_SIDE} pixels, not {width}x{height}"
+        )
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
+            # Grey is all the preprocessing reads, and the cheapest conversion (white strokes on black).
+            pixels = np.asarray(image.convert("L"), dtype=np.uint8)[:, :, np.newaxis]
+    except _DECODE_ERRORS as error:
+        raise ValueError(f"the drawing could not be decoded ({error})") from error
+    if pixels.shape != (DRAWING_SIDE, DRAWING_SIDE, 1):
+        raise ValueError(f"the drawing decoded to shape {pixels.shape}, not a {DRAWING_SIDE}-px square")
+    return pixels
 
 
 @dataclass(frozen=True, slots=True)

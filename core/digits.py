@@ -211,6 +211,15 @@ def _learning_rate(
     return keras.optimizers.schedules.CosineDecay(float(config.learning_rate), decay_steps=steps)
 
 
+def check_available(training_size: int | None, available: int) -> None:
+    """ValueError unless `training_size` train images (None: all) are among the `available` ones."""
+    if training_size is not None and training_size > available:
+        raise ValueError(
+            f"{TRAINING_SIZE_LABEL} must be at most {available:,} (the train images available), "
+            f"or 0 for all; not {training_size:,}."
+        )
+
+
 def train_digits(
     config: DigitsConfig,
     *,
@@ -222,11 +231,7 @@ def train_digits(
     started = time.perf_counter()
     data = data if data is not None else cached_mnist()
     available = len(data.train_images)
-    if config.training_size is not None and config.training_size > available:
-        raise ValueError(
-            f"{TRAINING_SIZE_LABEL} must be at most {available:,} (the train images available), "
-            f"or 0 for all; not {config.training_size:,}."
-        )
+    check_available(config.training_size, available)
     rng = np.random.default_rng(config.seed)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)

@@ -68,6 +68,8 @@ class TrainingStopped:
     epoch: int
     reason: str
     reached_goal: bool = False  # Stopped because the run reached its goal, not for a problem.
+    batch: int = 0  # Batches of `epoch` that ran when it stopped inside it; 0 at an epoch's end.
+    batches: int = 0  # Batches per epoch.
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +134,14 @@ class ErrorBreakdown:
 
     @property
     def total(self) -> int:
-        """Held-out sums scored (each falls in exactly one operand-length group)."""
-        return sum(row.total for row in self.rows if row.group == "length")
+        """Held-out sums scored (each has one carry count: the carries rows cover each sum once)."""
+        return sum(row.total for row in self.rows if row.group == "carries")
 
     @property
-    def exact_match(self) -> float:
-        """Share of all the scored sums answered exactly right."""
-        correct = sum(row.correct for row in self.rows if row.group == "length")
-        return correct / self.total if self.total else 0.0
+    def exact_match(self) -> float | None:
+        """Share of all the held-out sums answered exactly right (None when there were none)."""
+        correct = sum(row.correct for row in self.rows if row.group == "carries")
+        return correct / self.total if self.total else None
 
 
 TrainingEvent = (

@@ -63,6 +63,17 @@ FIX_HINT = (
 class MnistNotFoundError(ValueError):
     """MNIST files could not be found anywhere the loader looked."""
 
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        # One line with the fix for a page; the message itself keeps every place looked and why.
+        self.summary = summary or message
+
+
+# Set by the first failed download and kept until clear_mnist_cache(): a network that drops packets
+# costs the timeout once per process, not on every page run.
+_download_failure: str | None = None
+_download_lock = threading.Lock()
+
 
 def _gunzip(data: bytes) -> bytes:
     """Decompress every gzip member of `data`, refusing output beyond MAX_DECOMPRESSED_BYTES."""
@@ -293,16 +304,31 @@ def load_mnist(path: str | Path | None = None, *, allow_download: bool = True) -
         return _load_npz(npz_path)
     looked.append(f"{cache_dir} (missing {', '.join(missing)}; no mnist.npz)")
     if allow_download:
-        try:
-            _download(cache_dir)
-        except (OSError, ValueError) as error:
-            looked.append(f"download from {MNIST_URL} ({error})")
-        else:
+        failure = _download_once(cache_dir)
+        if failure is None:
             files, _ = _find_files(cache_dir)
             return _load_directory(cache_dir, files)
+        looked.append(f"download from {MNIST_URL} ({failure}; not tried again in this process)")
+        summary = "MNIST is not on this server and could not be downloaded (offline?)"
     else:
         looked.append("download (disabled)")
-    raise MnistNotFoundError(f"MNIST was not found. {FIX_HINT} Looked in: {'; '.join(looked)}.")
+        summary = "MNIST is not on this server"
+    raise MnistNotFoundError(
+        f"MNIST was not found. {FIX_HINT} Looked in: {'; '.join(looked)}.",
+        summary=f"{summary}: set MNIST_DIR to a folder with the four MNIST IDX files, or upload them.",
+    )
+
+
+def _download_once(directory: Path) -> str | None:
+    """Download into `directory` unless an earlier try in this process failed; return the failure."""
+    global _download_failure
+    with _download_lock:
+        if _download_failure is None:
+            try:
+                _download(directory)
+            except (OSError, ValueError) as error:
+                _download_failure = str(error)
+        return _download_failure
 
 
 def _identify_upload(name: str, array: np.ndarray) -> tuple[str, str | None]:
@@ -390,6 +416,8 @@ def cached_mnist(path: str | Path | None = None, *, allow_download: bool = True)
 
 
 def clear_mnist_cache() -> None:
-    """Forget every cached dataset (for tests, or after the files on disk change)."""
-    with _cache_lock:
+    """Forget every cached dataset and download failure (for tests, or after the files change)."""
+    global _download_failure
+    with _cache_lock, _download_lock:
         _cache.clear()
+        _download_failure = None

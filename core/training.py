@@ -23,6 +23,9 @@ from core.events import (
 )
 
 EventSink = Callable[[TrainingEvent], None]
+# A run sends at most this many batch events per epoch, evenly spaced; each averages the batches since
+# the one before, so a fast model cannot flood the page's queue and a slow one still shows every batch.
+MAX_BATCH_POINTS = 100
 
 
 @runtime_checkable
@@ -93,6 +96,10 @@ def released_after_training(model: keras.Model) -> Iterator[None]:
         model.test_function = None
 
 
+class _StoppedInsideEpoch(Exception):
+    """Raised to leave `fit` at once after a stop inside an epoch, skipping its validation pass."""
+
+
 def _ignore(event: TrainingEvent) -> None:
     """Drop an event (used when nobody listens)."""
 
@@ -110,34 +117,46 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         epochs: int,
         on_event: EventSink | None = None,
         stop: threading.Event | None = None,
-        batch_interval_seconds: float = 0.25,
         on_epoch: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
+        samples: int | None = None,
+        max_batch_points: int = MAX_BATCH_POINTS,
     ) -> None:
         super().__init__()
         self.epochs = epochs
         self.on_event = on_event or _ignore
         self.stop = stop or threading.Event()
-        # Batch events are throttled by time so a fast model cannot flood the page's queue.
-        self.batch_interval_seconds = batch_interval_seconds
         self.on_epoch = on_epoch
+        # Keras weighs each batch's loss by its size; known sizes make the last, smaller batch exact.
+        self.batch_size = batch_size
+        self.samples = samples
+        self.max_batch_points = max(1, max_batch_points)
         self.history: list[EpochEnded] = []
         self.stopped_reason: str | None = None
         self._epoch = 0
         self._epoch_started = 0.0
-        self._last_batch_event = 0.0
         self._step = 0
         self._batches = 0
+        self._stride = 1
+        # The epoch's running means, times the samples they cover, at the last batch event.
+        self._reported = (0.0, 0.0, 0.0)  # (samples, loss sum, accuracy sum)
+        self._epoch_batches = 0  # Batches of the running epoch done so far.
+        self._stopped_inside_epoch = False
         self._diverged = False
         self._good_weights: list[Any] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._batches = int(self.params.get("steps") or 0)
+        self._stride = max(1, math.ceil(self._batches / self.max_batch_points))
         self._good_weights = self.model.get_weights()
         if isinstance(self.stop, TrainingControl):
             rate, fixed_reason = _settable_learning_rate(self.model.optimizer)
             self.stop.training_started(learning_rate=rate, fixed_reason=fixed_reason)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.stopped_reason is not None:
+            # Stopped at an epoch's start: not one more batch.
+            raise _StoppedInsideEpoch
         if not isinstance(self.stop, TrainingControl):
             return
         rate = self.stop.take_requested_rate()
@@ -155,34 +174,56 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
         self._epoch_started = time.perf_counter()
+        self._reported = (0.0, 0.0, 0.0)
+        self._epoch_batches = 0
         self._check_stop()
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._stopped_inside_epoch:
+            # Validating a part of an epoch says little and, on a large model, took a minute.
+            raise _StoppedInsideEpoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self._step += 1
+        self._epoch_batches = batch + 1
         loss = float(logs.get("loss", math.nan))
         if not math.isfinite(loss):
             self._diverged = True
             self._halt(
-                f"The loss became {loss} at epoch {self._epoch}, batch {batch + 1}: training stopped "
-                "and the weights of the last finished epoch are kept. Try a lower learning rate."
+                inside_epoch=True,
+                reason=f"The loss became {loss} at epoch {self._epoch}, batch {batch + 1}: training "
+                "stopped and the weights of the last finished epoch are kept. Try a lower learning "
+                "rate.",
             )
             return
-        now = time.perf_counter()
-        if now - self._last_batch_event >= self.batch_interval_seconds:
-            self._last_batch_event = now
-            self.on_event(
-                BatchEnded(
-                    epoch=self._epoch,
-                    batch=batch + 1,
-                    batches=self._batches,
-                    step=self._step,
-                    loss=loss,
-                    accuracy=float(logs.get("accuracy", math.nan)),
-                )
-            )
+        if (batch + 1) % self._stride == 0 or batch + 1 == self._batches:
+            self._report_batches(batch + 1, loss, float(logs.get("accuracy", math.nan)))
         self._pause_if_asked(batch + 1)
-        self._check_stop()
+        self._check_stop(inside_epoch=True)
+
+    def _report_batches(self, batch: int, mean_loss: float, mean_accuracy: float) -> None:
+        """Send the loss and accuracy of the batches since the last event, not the running mean."""
+        # Keras logs running means over the epoch: sum_n = seen_n * mean_n, so the batches between
+        # two events scored (sum_n - sum_m) / (seen_n - seen_m).
+        seen = float(batch)
+        if self.batch_size is not None:
+            seen = float(batch * self.batch_size)
+            if self.samples is not None:
+                seen = float(min(seen, self.samples))
+        reported_seen, loss_sum, accuracy_sum = self._reported
+        self._reported = (seen, seen * mean_loss, seen * mean_accuracy)
+        covered = seen - reported_seen
+        self.on_event(
+            BatchEnded(
+                epoch=self._epoch,
+                batch=batch,
+                batches=self._batches,
+                step=self._step,
+                loss=(seen * mean_loss - loss_sum) / covered,
+                accuracy=(seen * mean_accuracy - accuracy_sum) / covered,
+            )
+        )
 
     def _pause_if_asked(self, batch: int) -> None:
         if not isinstance(self.stop, TrainingControl):
@@ -215,14 +256,20 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
             self.on_epoch(epoch + 1)
         self._check_stop()
 
-    def _check_stop(self) -> None:
+    def _check_stop(self, *, inside_epoch: bool = False) -> None:
         if self.stop.is_set() and self.stopped_reason is None:
-            self._halt("Stopped on request.")
+            self._halt(inside_epoch=inside_epoch, reason="Stopped on request.")
 
-    def _halt(self, reason: str) -> None:
+    def _halt(self, *, inside_epoch: bool, reason: str) -> None:
         if self.stopped_reason is None:
             self.stopped_reason = reason
-            self.on_event(TrainingStopped(epoch=self._epoch, reason=reason))
+            # Inside an epoch, say how much of it ran: that part is trained but never reported as one.
+            inside = inside_epoch and self._epoch_batches < self._batches
+            self._stopped_inside_epoch = inside
+            batch, batches = (self._epoch_batches, self._batches) if inside else (0, 0)
+            self.on_event(
+                TrainingStopped(epoch=self._epoch, reason=reason, batch=batch, batches=batches)
+            )
         self.model.stop_training = True
 
 
@@ -256,15 +303,27 @@ def fit_live(
 ) -> LiveCallback:
     """Fit `model` with the live callback and release what tracing left behind; the one way to train."""
     # Every training path goes through here, so none can skip Stop, NaN handling or the leak fix.
-    callback = LiveCallback(epochs=epochs, on_event=on_event, stop=stop, on_epoch=on_epoch)
+    callback = LiveCallback(
+        epochs=epochs,
+        on_event=on_event,
+        stop=stop,
+        on_epoch=on_epoch,
+        batch_size=batch_size,
+        samples=len(x) if hasattr(x, "__len__") else None,
+    )
     with released_after_training(model):
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            validation_data=validation_data,
-            callbacks=[callback, *extra_callbacks],
-            verbose=0,
-        )
+        try:
+            model.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                validation_data=validation_data,
+                callbacks=[callback, *extra_callbacks],
+                verbose=0,
+            )
+        except _StoppedInsideEpoch:
+            # `fit` was left early: end training as its own end would (weights of a NaN undone).
+            callback.on_train_end()
+            model._eval_epoch_iterator = None
     return callback

@@ -132,12 +132,44 @@ def test_addition_tiny_training_run_shows_charts_and_sums():
     assert run.state == "finished" and len(run.epochs) == 3
     assert run.model is not None
     assert any("Finished 3 iteration" in success.value for success in at.success)
-    # Loss, accuracy and seconds-per-iteration charts, the error breakdown by carries and by operand
-    # length (ui/addition_errors_view.py), and the table of test sums.
-    assert len(at.get("vega_lite_chart")) == 5
+    # Loss, accuracy, exact match and seconds-per-iteration charts, the error breakdown by carries and
+    # by operand length (ui/addition_errors_view.py), and the table of test sums.
+    assert len(at.get("vega_lite_chart")) == 6
     assert any("exact match" in markdown.value for markdown in at.markdown)
-    # The test sums, then the hardest held-out sums.
-    assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == 5
+    # The model summary, the test sums, then the hardest held-out sums.
+    assert len(at.dataframe) == 3 and len(at.dataframe[1].value) == 5
+
+
+def test_addition_page_charts_exact_match_explains_each_chart_and_shows_the_model_summary():
+    import json
+
+    from ui.charts import CHART_HELP
+    from ui.resources import get_runner
+
+    at = page("app_pages/addition.py").run()
+    # Before any run, the summary shows the model the form's values build.
+    assert any("parameters in all" in caption.value for caption in at.caption)
+    at.number_input(key="addition_digits").set_value(1)
+    at.number_input(key="addition_training_size").set_value(55)
+    at.number_input(key="addition_hidden_size").set_value(8)
+    at.number_input(key="addition_iterations").set_value(2)
+    at.number_input(key="addition_test_examples").set_value(3)
+    at.button[0].click().run()
+    assert not at.error, [error.value for error in at.error]
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    titles = [json.loads(chart.proto.spec)["title"] for chart in at.get("vega_lite_chart")]
+    assert "Exact match (held-out sums)" in titles and "Accuracy (per character)" in titles
+    captions = [caption.value for caption in at.caption]
+    for name in ("loss", "character accuracy", "exact match"):
+        assert CHART_HELP[name] in captions, name
+    # The summary follows the last submitted form: a SimpleRNN with 8 units.
+    summary = [frame.value for frame in at.dataframe if "params" in frame.value.columns]
+    assert summary and "SimpleRNN" in summary[0]["type"].tolist()
+    assert "(None, 8)" in summary[0]["output shape"].tolist()
 
 
 def test_digits_page_shows_data_source_and_summary_and_starts_a_run(mnist_dir):
@@ -180,6 +212,34 @@ def test_digits_page_without_data_explains_how_to_provide_it(monkeypatch, tmp_pa
     assert len(at.get("file_uploader")) == 1
 
 
+def test_digits_page_offline_says_so_in_one_line_and_tries_the_download_once(monkeypatch, tmp_path):
+    import urllib.request
+
+    from core import mnist
+
+    attempts = []
+
+    def dropping_opener(url, timeout):
+        attempts.append(url)
+        raise OSError("<urlopen error [Errno 101] Network is unreachable>")
+
+    monkeypatch.delenv("MNIST_DIR")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", dropping_opener)
+    mnist.clear_mnist_cache()
+    try:
+        at = page("app_pages/digits.py").run()
+        at.run()  # A second script run (a canvas stroke, another session) must not try again.
+    finally:
+        mnist.clear_mnist_cache()
+    assert not at.exception
+    assert len(attempts) == 1
+    (warning,) = [warning.value for warning in at.warning if "MNIST" in warning.value]
+    assert "\n" not in warning and len(warning) < 200 and "urlopen" not in warning
+    assert "MNIST_DIR" in warning and "upload" in warning
+    assert len(at.get("file_uploader")) == 1
+
+
 def finished_digits_run(mnist_dir, *, training_size: int):
     """A finished one-epoch seed-CNN run, as the page keeps it once its job has ended."""
     from core.digits import DigitsConfig, train_digits
@@ -193,15 +253,91 @@ def finished_digits_run(mnist_dir, *, training_size: int):
     return run
 
 
+def drawn_one() -> str:
+    """What the drawing square sends for a "1": a PNG data URL of a white bar on the black square."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from core.canvas import DRAWING_SIDE, PNG_DATA_URL_PREFIX
+
+    pixels = np.zeros((DRAWING_SIDE, DRAWING_SIDE), dtype=np.uint8)
+    pixels[40:240, 130:150] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return PNG_DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def test_digits_finished_run_shows_scores_and_reads_a_drawing(mnist_dir):
     run = finished_digits_run(mnist_dir, training_size=2000)
     at = page("app_pages/digits.py")
     at.session_state["digits_runs"] = [run]
+    # The drawing square's state, as the browser sets it on pointer-up.
+    at.session_state["digits_canvas_0"] = {"png": drawn_one()}
     at.run()
     assert not at.exception
     assert any(metric.label == "Test accuracy" for metric in at.metric)
     assert len(at.get("vega_lite_chart")) >= 2  # Confusion matrix and per-digit accuracy.
     assert any("Finished 1 epoch" in success.value for success in at.success)
+    prediction = [metric for metric in at.metric if metric.label == "Prediction"]
+    assert len(prediction) == 1 and prediction[0].value in [str(digit) for digit in range(10)]
+    assert any("confident" in caption.value for caption in at.caption)
+
+
+def reader_jobs():
+    from ui.resources import get_runner
+
+    return [job for job in get_runner().jobs() if job.kind == "digits-reader"]
+
+
+def test_digits_drawings_are_read_by_the_verified_tflite_copy_once_it_is_ready(mnist_dir):
+    from core.reader import DigitReader
+
+    run = finished_digits_run(mnist_dir, training_size=300)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [run]
+    at.session_state["digits_canvas_0"] = {"png": drawn_one()}
+    before = len(reader_jobs())
+    at.run()
+    assert not at.exception
+    # Read at once (by Keras) while the copy is converted and checked in a job.
+    assert any(metric.label == "Prediction" for metric in at.metric)
+    assert not any("TFLite" in caption.value for caption in at.caption)
+    jobs = reader_jobs()
+    assert len(jobs) == before + 1 and jobs[-1].wait(TIMEOUT)
+    assert isinstance(jobs[-1].result, DigitReader) and jobs[-1].result.model is run.model
+    at.run()
+    assert not at.exception
+    assert any("read by its TFLite copy" in caption.value for caption in at.caption)
+    assert len(reader_jobs()) == before + 1  # The same model is not converted again.
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "data:image/png;base64,AAAA",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "data:image/png;base64," + "A" * 400_000,
+        12345,
+        ["not", "a", "drawing"],
+        {"png": "nested"},
+    ],
+)
+def test_digits_page_refuses_a_hostile_drawing_with_one_line(payload):
+    at = page("app_pages/digits.py")
+    at.session_state["digits_canvas_0"] = {"png": payload}
+    at.run()
+    assert not at.exception
+    warnings = [warning.value for warning in at.warning if "drawing could not be read" in warning.value]
+    assert len(warnings) == 1 and "\n" not in warnings[0] and len(warnings[0]) < 200, warnings
+    assert not any(metric.label == "Prediction" for metric in at.metric)
+    # Clear gives a new, empty square: the message goes and the page asks for a drawing again.
+    at.button(key="digits_clear").click().run()
+    assert not at.exception
+    assert not any("drawing could not be read" in warning.value for warning in at.warning)
+    assert any("Draw a digit on the black square." in info.value for info in at.info)
 
 
 def saved_digits_model(name: str) -> str:
@@ -625,6 +761,8 @@ def test_pressing_train_while_a_run_trains_says_so_and_every_run_can_be_saved(mo
 
     # Any finished run of the session can be picked to save, ask or delete, not only the latest.
     at.selectbox(key="addition_run_choice").set_value(runs[0].label).run()
+    at.text_input(key="addition_question").set_value("3+4").run()  # Asked: the picked run answers.
+    assert any("3 + 4 = **" in markdown.value for markdown in at.markdown)
     at.text_input(key="addition_save_name").set_value("first run")
     at.button(key="FormSubmitter:addition_save_form-Save to cache").click().run()
     assert not at.exception
@@ -770,3 +908,151 @@ def test_digits_model_summary_follows_the_model_choice_before_train(mnist_dir):
     assert not at.exception
     captions = " ".join(caption.value for caption in at.caption)
     assert "Strong CNN" in captions and "Seed CNN" not in captions
+
+
+def test_limit_messages_name_the_field_and_its_real_limits(mnist_dir):
+    from core.addition import MAX_TRAINING_SIZE
+    from core.digits import MIN_TRAINING_SIZE
+
+    # A link's training size of 0: the field's own range, not an internal ceiling.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "0"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"Training size must be between 10 and {MAX_TRAINING_SIZE:,}" in warnings
+    # A huge one in a link without digits: the field's maximum, not the distinct sums of 5 digits.
+    at = page("app_pages/addition.py")
+    at.query_params["training_size"] = "99999999999"
+    at.run()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert f"between 10 and {MAX_TRAINING_SIZE:,}" in warnings and "distinct sums" not in warnings
+    # The Digits form's Training images of 50: the field's name and its minimum.
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_training_size").set_value(50)
+    at.button[0].click().run()
+    assert not at.exception
+    errors = " ".join(error.value for error in at.error)
+    assert f"Training images must be at least {MIN_TRAINING_SIZE:,} (0 means all)" in errors
+    assert at.session_state["digits_runs"] == []
+
+
+def test_a_link_whose_fields_do_not_fit_together_says_so_on_load():
+    at = page("app_pages/addition.py")
+    at.query_params["digits"] = "1"
+    at.query_params["training_size"] = "5000"
+    at.run()
+    assert not at.exception
+    # Before Train: the form is preset as the link says, and the page says why it cannot train.
+    assert at.number_input(key="addition_training_size").value == 5000
+    messages = " ".join(message.value for message in [*at.warning, *at.error])
+    assert "1 digit allows at most 55 distinct sums" in messages
+
+
+def test_stop_says_stopping_until_the_job_ends_then_reports_the_batches_that_ran(monkeypatch):
+    import threading
+
+    import core.addition
+    from core.events import BatchEnded, EpochEnded, TrainingStopped
+    from ui.resources import get_runner
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_to_stop(config, *, on_event, stop):
+        # Like a large model: Stop is asked early, but the running batch takes a while to end.
+        on_event(
+            EpochEnded(epoch=1, epochs=2, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=1)
+        )
+        on_event(BatchEnded(epoch=2, batch=37, batches=55, step=92, loss=1.0, accuracy=0.5))
+        started.set()
+        release.wait(TIMEOUT)
+        on_event(TrainingStopped(epoch=2, reason="Stopped on request.", batch=37, batches=55))
+
+    monkeypatch.setattr(core.addition, "train_addition", slow_to_stop)
+    at = page("app_pages/addition.py").run()
+    press_train_with_a_tiny_config(at)
+    assert started.wait(TIMEOUT)
+    at.run()
+    at.button(key="addition_stop").click().run()
+    try:
+        assert not at.exception
+        texts = [bar.proto.text for bar in at.get("progress")] + [info.value for info in at.info]
+        assert any(text.startswith("Stopping") for text in texts)
+        assert not any(button.key == "addition_stop" for button in at.button)  # No second Stop.
+    finally:
+        release.set()
+    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    assert job is not None and job.wait(TIMEOUT)
+    at.run()
+    at.run()
+    assert not at.exception
+    infos = " ".join(info.value for info in at.info)
+    assert "Stopped during iteration 2 after 37 of 55 batches" in infos
+    assert "1 whole iteration" in infos
+
+
+def test_digits_status_moves_with_the_batches_inside_an_epoch(monkeypatch, mnist_dir):
+    import threading
+
+    import core.digits
+    from core.events import BatchEnded, EpochEnded
+
+    first_sent, second_batch, second_sent = threading.Event(), threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def epochs_in_steps(config, *, on_event, stop, data):
+        on_event(
+            EpochEnded(
+                epoch=1, epochs=3, loss=1, accuracy=0.5, val_loss=1, val_accuracy=0.5, seconds=7.4
+            )
+        )
+        on_event(BatchEnded(epoch=2, batch=10, batches=100, step=110, loss=1.0, accuracy=0.5))
+        first_sent.set()
+        second_batch.wait(TIMEOUT)
+        on_event(BatchEnded(epoch=2, batch=60, batches=100, step=160, loss=1.0, accuracy=0.5))
+        second_sent.set()
+        release.wait(TIMEOUT)
+
+    monkeypatch.setattr(core.digits, "train_digits", epochs_in_steps)
+    at = page("app_pages/digits.py").run()
+    at.number_input(key="digits_epochs").set_value(3)
+    at.button[0].click().run()
+    try:
+        assert first_sent.wait(TIMEOUT)
+        at.run()
+        first = [bar.proto.text for bar in at.get("progress")]
+        second_batch.set()
+        assert second_sent.wait(TIMEOUT)
+        at.run()
+        later = [bar.proto.text for bar in at.get("progress")]
+    finally:
+        second_batch.set()
+        release.set()
+    assert not at.exception
+    # The status follows the running epoch's batches, not the last finished epoch.
+    assert len(first) == 1 and first[0].startswith("Epoch 2 of 3 — batch 10 of 100")
+    assert len(later) == 1 and later[0].startswith("Epoch 2 of 3 — batch 60 of 100"), later
+
+
+def test_digits_any_finished_run_can_be_picked_saved_and_deleted(mnist_dir):
+    import dataclasses
+
+    first = finished_digits_run(mnist_dir, training_size=300)
+    second = finished_digits_run(mnist_dir, training_size=300)
+    second.label = "#2 seed"
+    second.result = dataclasses.replace(second.result, test_accuracy=0.125)
+    at = page("app_pages/digits.py")
+    at.session_state["digits_runs"] = [first, second]
+    at.run()
+    assert not at.exception
+    # The latest run by default, the earlier one when picked: its scores, its save form.
+    assert [metric.value for metric in at.metric] == ["12.50%"]
+    at.selectbox(key="digits_run_choice").set_value("#1 seed").run()
+    assert [metric.value for metric in at.metric] == [f"{first.result.test_accuracy:.2%}"]
+    at.text_input(key="digits_save_name").set_value("first digits run")
+    at.button(key="FormSubmitter:digits_save_form-Save to cache").click().run()
+    assert not at.exception
+    assert first.saved_name == "first digits run" and second.saved_name is None
+    at.button(key="digits_run_delete").click().run()
+    assert not at.exception
+    assert [run.label for run in at.session_state["digits_runs"]] == ["#2 seed"]
+    assert first.model is None  # Its model is let go.

@@ -60,7 +60,13 @@ def breakdown_ui(run: RunRecord | None) -> None:
             alt.Chart(data, title=title)
             .mark_line(point=True)
             .encode(
-                x=alt.X("iteration:Q", title="Iteration", axis=alt.Axis(tickMinStep=1, format="d")),
+                x=alt.X(
+                    "iteration:Q",
+                    title="Iteration",
+                    axis=alt.Axis(tickMinStep=1, format="d"),
+                    # Written out, not taken from the data: see ui.charts.with_domains.
+                    scale=alt.Scale(domain=[1, max(2, int(frame["iteration"].max()))]),
+                ),
                 y=alt.Y("exact_match:Q", title="Exact match", scale=alt.Scale(domain=[0, 1])),
                 color=alt.Color("value:O", title=group.capitalize()),
                 tooltip=[

@@ -4,29 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.addition import (
-    MAX_BATCH_SIZE,
-    MAX_HIDDEN_SIZE,
-    MAX_ITERATIONS,
-    MAX_LAYERS,
-    MAX_TEST_EXAMPLES,
-    MAX_TRAINING_SIZE,
     RECIPES,
     RNN_TYPES,
     AdditionConfig,
+    build_addition_rnn,
+    distinct_sums,
     example_question,
     fast_config,
     parse_question,
     solve,
 )
+from core.digits import model_summary
 from ui.addition_errors_view import breakdown_ui, confidence_table
-from ui.charts import epoch_frame, metric_chart
+from ui.charts import CHART_HELP, epoch_frame, exact_match_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
-from ui.links import query_from_config
+from ui.links import QUERY_FIELDS, query_from_config
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
+
+
+def link_ui() -> dict[str, str]:
+    """The address bar's parameters; the page's own come back after a visit to another page."""
+    params = st.query_params.to_dict()
+    own = {name: value for name, value in params.items() if name in QUERY_FIELDS}
+    if own:
+        st.session_state["addition_link"] = own
+    elif st.session_state["addition_link"]:
+        # The sidebar's links carry no parameters: put the page's link back in the address bar.
+        own = st.session_state["addition_link"]
+        for name, value in own.items():
+            st.query_params[name] = value
+    return {**params, **own}
 
 
 def form_ui(
@@ -40,16 +52,18 @@ def form_ui(
 
     # A teacher's lesson link locks fields (shown disabled at its preset) or hides them (preset used).
     show_locked_presets("addition", locked)
+    # No minimum or maximum on the number fields: out of range, the browser greys a field red and drops
+    # the value without a word; the config's check below says which field and what range instead.
     slot = lesson_slot(hidden, preset)
     with st.form("addition_form"):
         left, middle, right = st.columns(3)
         digits = slot(left, "digits").number_input(
-            "Digits", 1, 5, preset("digits"), key="addition_digits", disabled="digits" in locked
+            "Digits", None, None, preset("digits"), key="addition_digits", disabled="digits" in locked
         )
         training_size = slot(middle, "training_size").number_input(
             "Training size",
-            10,
-            MAX_TRAINING_SIZE,
+            None,
+            None,
             preset("training_size"),
             step=1000,
             key="addition_training_size",
@@ -64,40 +78,40 @@ def form_ui(
         )
         num_layers = slot(left, "layers").number_input(
             "RNN layers",
-            1,
-            MAX_LAYERS,
+            None,
+            None,
             preset("layers"),
             key="addition_layers",
             disabled="layers" in locked,
         )
         hidden_size = slot(middle, "hidden_size").number_input(
             "Hidden size",
-            1,
-            MAX_HIDDEN_SIZE,
+            None,
+            None,
             preset("hidden_size"),
             key="addition_hidden_size",
             disabled="hidden_size" in locked,
         )
         batch_size = slot(right, "batch_size").number_input(
             "Batch size",
-            1,
-            MAX_BATCH_SIZE,
+            None,
+            None,
             preset("batch_size"),
             key="addition_batch_size",
             disabled="batch_size" in locked,
         )
         iterations = slot(left, "iterations").number_input(
             "Train iterations",
-            1,
-            MAX_ITERATIONS,
+            None,
+            None,
             preset("iterations"),
             key="addition_iterations",
             disabled="iterations" in locked,
         )
         test_examples = slot(middle, "test_examples").number_input(
             "# of test examples",
-            0,
-            MAX_TEST_EXAMPLES,
+            None,
+            None,
             preset("test_examples"),
             key="addition_test_examples",
             disabled="test_examples" in locked,
@@ -190,6 +204,41 @@ def fast_preset_ui(container: Any, presets: dict, *, locked: frozenset[str]) -> 
     )
 
 
+@st.cache_data(show_spinner=False)
+def summary_rows(digits: int, rnn_type: str, layers: int, hidden_size: int) -> pd.DataFrame:
+    """The layer table of a freshly built model of this shape."""
+    config = AdditionConfig(
+        digits=digits,
+        rnn_type=rnn_type,
+        layers=layers,
+        hidden_size=hidden_size,
+        training_size=min(AdditionConfig().training_size, distinct_sums(digits)),
+        test_examples=0,
+    )
+    return pd.DataFrame(model_summary(build_addition_rnn(config)))
+
+
+def summary_ui(presets: dict) -> None:
+    """The layers of the model the form's last submitted values (else its presets) build."""
+    shape = {
+        name: st.session_state.get(
+            f"addition_{name}", presets.get(name, getattr(AdditionConfig(), name))
+        )
+        for name in ("digits", "rnn_type", "layers", "hidden_size")
+    }
+    with st.expander("Model summary"):
+        try:
+            rows = summary_rows(**shape)
+        except ValueError as error:
+            st.caption(f"No summary for these values: {error}")
+            return
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(
+            f"{shape['rnn_type']}, {shape['layers']} decoder layer(s) of {shape['hidden_size']} units: "
+            f"{int(rows['params'].sum()):,} parameters in all (updated when you press Train)."
+        )
+
+
 def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
     """Loss, accuracy and time per iteration of the runs picked for overlay, and the test sums."""
     shown = st.multiselect(
@@ -200,11 +249,31 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
         help="Overlay runs to compare SimpleRNN, GRU and LSTM.",
     )
     chosen = [run for run in runs if run.label in shown] or [active]
-    frame = epoch_frame(chosen)
+    frame = pd.concat([epoch_frame(chosen), exact_match_frame(chosen)], ignore_index=True)
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy (per character)", container=right)
-    metric_chart(frame, metric="seconds", title="Seconds per iteration")
+    metric_chart(frame, metric="loss", title="Loss", container=left, help=CHART_HELP["loss"])
+    metric_chart(
+        frame,
+        metric="seconds",
+        title="Seconds per iteration",
+        container=right,
+        help=CHART_HELP["seconds"],
+    )
+    left, right = st.columns(2)
+    metric_chart(
+        frame,
+        metric="accuracy",
+        title="Accuracy (per character)",
+        container=left,
+        help=CHART_HELP["character accuracy"],
+    )
+    metric_chart(
+        frame,
+        metric="exact match",
+        title="Exact match (held-out sums)",
+        container=right,
+        help=CHART_HELP["exact match"],
+    )
     samples_ui(active)
     breakdown_ui(active)
 

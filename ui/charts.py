@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -38,6 +39,21 @@ RUN_SCALE = alt.Scale(range=RUN_COLOURS)
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
 BATCH_COLUMNS = ["run", "step", "value"]
 
+# "What am I looking at": one line under each chart. Train is the solid line, validation the dashed.
+CHART_HELP = {
+    "loss": "Cross-entropy, lower is better: solid on the training data, dashed on held-out data it "
+    "never trains on. Dashed rising while solid falls means it is memorising.",
+    "accuracy": "Share of images read right: solid on the training images, dashed on the test images "
+    "it never trains on.",
+    "character accuracy": "Share of answer characters right, solid on training sums, dashed on "
+    "held-out ones; a sum with one wrong digit still scores most characters.",
+    "exact match": "Share of the held-out sums (never trained on) whose whole answer is right, "
+    "after each iteration: the score that matters.",
+    "seconds": "Wall time of each iteration: one pass over the training sums, validation included.",
+    "batch": "Training loss or accuracy of each batch (past 100 batches an epoch, each point averages "
+    "the batches since the last one): noisy, as batches are small.",
+}
+
 
 class Curve(Protocol):
     """Anything with a label and per-epoch events: a session's run or a run on the class board."""
@@ -47,6 +63,17 @@ class Curve(Protocol):
 
     @property
     def epochs(self) -> Sequence[EpochEnded]: ...
+
+
+def exact_match_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Long table (as epoch_frame) of exact match on the held-out sums after each iteration."""
+    rows = [
+        (run.label, event.epoch, "exact match", "held-out", event.exact_match)
+        for run in runs
+        for event in run.breakdowns
+        if event.exact_match is not None
+    ]
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
 def epoch_frame(runs: Sequence[Curve]) -> pd.DataFrame:
@@ -63,6 +90,33 @@ def epoch_frame(runs: Sequence[Curve]) -> pd.DataFrame:
             ):
                 rows.append((run.label, event.epoch, metric, split, value))
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
+
+
+def with_domains(spec: dict[str, Any], **domains: tuple[float, float]) -> dict[str, Any]:
+    """A copy of `spec` in which each named channel's scale has a fixed domain.
+
+    Streamlit's frontend runs every Vega view once before its rows arrive (streamlit/streamlit#16614),
+    so a scale whose domain comes from the data logs "Infinite extent for field" warnings; a domain
+    written in the spec needs no data. It changes only when a point falls outside it.
+    """
+    spec = copy.deepcopy(spec)  # Also what Streamlit needs: it may add keys to the spec it is given.
+    for channel, (low, high) in domains.items():
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        if low == high:  # One value: give the scale some width around it.
+            low, high = low - 0.5, high + 0.5
+        encoding = spec["encoding"][channel]
+        encoding["scale"] = {**encoding.get("scale", {}), "domain": [low, high], "nice": True}
+    return spec
+
+
+def value_domains(data: pd.DataFrame, *, x: str) -> dict[str, tuple[float, float]]:
+    """Domains of `x` and of `value` (from zero, as Vega-Lite's default) covering every row."""
+    values = data["value"].astype(float)
+    return {
+        "x": (float(data[x].min()), float(data[x].max())),
+        "y": (min(0.0, float(values.min())), float(values.max())),
+    }
 
 
 def _spec_without_data(chart: alt.Chart) -> dict[str, Any]:
@@ -106,17 +160,26 @@ def _batch_spec(*, metric: str) -> dict[str, Any]:
 
 
 def metric_chart(
-    frame: pd.DataFrame, *, metric: str, title: str, x_title: str = "Iteration", container: Any = st
+    frame: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    x_title: str = "Iteration",
+    container: Any = st,
+    help: str | None = None,
 ) -> None:
-    """Draw lines of one metric per run (colour) and split (dash)."""
+    """Draw lines of one metric per run (colour) and split (dash), with a line saying what they show."""
     data = frame[frame["metric"] == metric]
     if data.empty:
         # An empty chart shows a lone "0.000000" tick and bare legends: say when it will fill instead.
         container.caption(f"{title}: appears after the first {x_title.lower()}.")
         return
     spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
-    # A copy: Streamlit may add keys to the spec it is given.
-    container.vega_lite_chart(data, copy.deepcopy(spec), width="stretch")
+    container.vega_lite_chart(
+        data, with_domains(spec, **value_domains(data, x="epoch")), width="stretch"
+    )
+    if help:
+        container.caption(help)
 
 
 def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> None:
@@ -125,11 +188,17 @@ def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> N
     if not rows:
         container.caption(f"Per-batch {metric}: appears after the first batches.")
         return
-    container.vega_lite_chart(
-        pd.DataFrame(rows, columns=BATCH_COLUMNS),
-        copy.deepcopy(_batch_spec(metric=metric)),
-        width="stretch",
-    )
+    data = pd.DataFrame(rows, columns=BATCH_COLUMNS)
+    # The planned steps of the run, so the axis does not change (and redraw the chart) on every poll.
+    planned = [
+        run.batches[-1].batches * epochs
+        for run in runs
+        if run.batches and isinstance(epochs := getattr(run.config, "epochs", None), int)
+    ]
+    domains = value_domains(data, x="step")
+    domains["x"] = (1.0, float(max([*planned, int(data["step"].max())])))
+    container.vega_lite_chart(data, with_domains(_batch_spec(metric=metric), **domains), width="stretch")
+    container.caption(CHART_HELP["batch"])
 
 
 def confusion_chart(confusion: Any) -> alt.Chart:
@@ -145,7 +214,9 @@ def confusion_chart(confusion: Any) -> alt.Chart:
         y=alt.Y("true:O", title="True digit"),
     )
     cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", scale=alt.Scale(type="symlog"), legend=None),
+        color=alt.Color(
+            "count:Q", scale=alt.Scale(type="symlog", domain=[0, int(confusion.max())]), legend=None
+        ),
         tooltip=["true:O", "predicted:O", "count:Q"],
     )
     text = base.mark_text(fontSize=10).encode(
@@ -165,7 +236,14 @@ def per_class_chart(per_class_accuracy: tuple[float, ...]) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("digit:O", title="Digit"),
-            y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(zero=False)),
+            y=alt.Y(
+                "accuracy:Q",
+                title="Accuracy",
+                # Written out, not taken from the data: see with_domains.
+                scale=alt.Scale(
+                    domain=[min(per_class_accuracy), max(per_class_accuracy)], nice=True, zero=False
+                ),
+            ),
             tooltip=["digit:O", alt.Tooltip("accuracy:Q", format=".2%")],
         )
         .properties(height=330)

@@ -5,23 +5,24 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
-from core.canvas import LOW_CONFIDENCE, predict_digit, preprocess_canvas
+from core.canvas import DRAWING_SIDE, LOW_CONFIDENCE, decode_drawing, preprocess_canvas
 from core.digits import (
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
     MODEL_LABELS,
     MODELS,
     DigitsConfig,
     DigitsResult,
+    check_available,
     model_summary,
+    normalize_images,
 )
-from core.mnist import MnistData, cached_mnist, load_mnist_from_uploads
+from core.jobs import JobState, QueueFullError
+from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
+from core.reader import DigitReader, fast_reader, keras_reader
 from ui.charts import (
+    CHART_HELP,
     batch_chart,
     confusion_chart,
     epoch_frame,
@@ -29,15 +30,14 @@ from ui.charts import (
     per_class_chart,
     probability_chart,
 )
+from ui.drawing import drawing_square
 from ui.explain_view import drawing_insights_ui, filters_live_ui
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.personal_view import personal_ui
-from ui.resources import session_handle
+from ui.resources import get_runner, session_handle
 from ui.runs import RunRecord
 from ui.saved_models import use_saved_ui
 
-CANVAS_SIZE = 280  # Pixels of the drawing square (10x the 28-px image the model reads).
-CANVAS_MARGIN = 8  # The component's frame around the square.
 MIDDLE_WIDTH = 170  # "What the model sees" and the prediction.
 
 
@@ -48,7 +48,13 @@ def data_ui() -> MnistData | None:
     try:
         data = data or cached_mnist()
     except ValueError as error:
-        st.warning(f"MNIST is not available: {error}")
+        if isinstance(error, MnistNotFoundError):
+            # One line with the fix; where the loader looked (and why a download failed) on a click.
+            st.warning(error.summary)
+            if error.summary != str(error):
+                st.expander("Where it looked").caption(str(error))
+        else:
+            st.warning(f"MNIST is not available: {error}")
         files = st.file_uploader(
             "Or upload the four MNIST IDX files (.gz or raw)",
             accept_multiple_files=True,
@@ -100,24 +106,26 @@ def form_ui(
         key="digits_model",
         disabled="model" in locked,
     )
+    # No minimum or maximum on the number fields: out of range, the browser greys a field red and drops
+    # the value without a word; the config's check below says which field and what range instead.
     with st.form("digits_form"):
         # The two ticks share a wide column, so no label is cut at 1024 px.
         left, middle, right = st.columns(3)
         epochs = slot(left, "epochs").number_input(
-            "Epochs", 1, MAX_EPOCHS, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
+            "Epochs", None, None, defaults["epochs"], key="digits_epochs", disabled="epochs" in locked
         )
         batch_size = slot(middle, "batch_size").number_input(
             "Batch size",
-            1,
-            MAX_BATCH_SIZE,
+            None,
+            None,
             defaults["batch_size"],
             key="digits_batch_size",
             disabled="batch_size" in locked,
         )
         learning_rate = slot(right, "learning_rate").number_input(
             "Learning rate",
-            0.00001,
-            1.0,
+            None,
+            None,
             defaults["learning_rate"],
             step=0.0005,
             format="%.5f",
@@ -127,8 +135,8 @@ def form_ui(
         left, wide = st.columns([1, 2])
         training_size = slot(left, "training_size").number_input(
             "Training images (0 = all)",
-            0,
-            available,
+            None,
+            None,
             min(int(defaults["training_size"] or 0), available),
             step=1000,
             key="digits_training_size",
@@ -151,7 +159,7 @@ def form_ui(
         if not st.form_submit_button("Train", type="primary"):
             return None
     try:
-        return DigitsConfig(
+        config = DigitsConfig(
             decay=bool(decay),
             model=str(model_name),
             epochs=int(epochs),
@@ -160,6 +168,8 @@ def form_ui(
             training_size=int(training_size) or None,
             augment=bool(augment),
         )
+        check_available(config.training_size, available)
+        return config
     except ValueError as error:
         st.error(str(error))
         return None
@@ -172,8 +182,16 @@ def charts_ui(active: RunRecord) -> None:
     batch_chart([active], metric="accuracy", container=right)
     frame = epoch_frame([active])
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss per epoch", x_title="Epoch", container=left)
-    metric_chart(frame, metric="accuracy", title="Accuracy per epoch", x_title="Epoch", container=right)
+    for container, metric in ((left, "loss"), (right, "accuracy")):
+        title = f"{metric.capitalize()} per epoch"
+        metric_chart(
+            frame,
+            metric=metric,
+            title=title,
+            x_title="Epoch",
+            container=container,
+            help=CHART_HELP[metric],
+        )
     filters_live_ui(active)
 
 
@@ -208,7 +226,7 @@ def drawing_ui(run: RunRecord | None, data: MnistData | None) -> None:
 
     @st.fragment
     def drawing() -> None:
-        canvas_ui(reader)
+        canvas_ui(reader, data)
 
     with st.container():
         drawing()
@@ -227,30 +245,65 @@ def reader_ui(run: RunRecord | None) -> Any:
     return picked[1] if picked is not None else None
 
 
-def canvas_ui(model: Any) -> None:
+def reader_for(model: Any, data: MnistData | None) -> DigitReader:
+    """Keras at once; the model's TFLite copy once a job has converted it and checked it on MNIST.
+
+    The job starts with the model's first drawing and runs once per model and session; until it has
+    ended (or if the copy disagrees on any test image, or there is no MNIST to check it on) Keras reads.
+    """
+    tracked = st.session_state["digits_reader_job"]
+    job = get_runner().get(tracked["job_id"]) if tracked and tracked["model"] == id(model) else None
+    if job is not None and job.state is JobState.FINISHED:
+        reader = job.result
+        # The id of a freed model can come back on a new one: the copy must be of this very model.
+        if isinstance(reader, DigitReader) and reader.model is model:
+            return reader
+        job = None
+    if job is None and data is not None:
+        images = normalize_images(data.test_images)
+        try:
+            job = get_runner().submit(
+                lambda emit, stop: fast_reader(model, images=images),
+                owner=session_handle().owner,
+                kind="digits-reader",
+            )
+        except QueueFullError:
+            return keras_reader(
+                model
+            )  # Keras reads as well, only more slowly; tried on a later drawing.
+        st.session_state["digits_reader_job"] = {"model": id(model), "job_id": job.id}
+    return keras_reader(model)
+
+
+def clear_drawing() -> None:
+    """Give the drawing square a new version: a new, empty square."""
+    st.session_state["digits_canvas_version"] += 1
+
+
+def canvas_ui(model: Any, data: MnistData | None) -> None:
     """Draw a digit; show what the model sees, its answer, confidence and all ten probabilities."""
     # A wrapping row of fixed-width parts: the 280-px square never shrinks into a clipped rectangle
     # (columns at 1024 px were 177 px wide); on a narrow window the parts wrap under one another.
     row = st.container(horizontal=True, wrap=True, gap="medium")
-    left = row.container(width=CANVAS_SIZE + CANVAS_MARGIN)
+    left = row.container(width=DRAWING_SIDE)
     middle = row.container(width=MIDDLE_WIDTH)
     right = row.container(width="stretch")
     with left:
-        drawing = st_canvas(
-            stroke_width=20,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=CANVAS_SIZE,
-            width=CANVAS_SIZE,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key=f"digits_canvas_{st.session_state['digits_canvas_version']}",
-        )
-        if st.button("Clear", key="digits_clear"):
-            # A new key gives a new, empty canvas; only this fragment reruns.
-            st.session_state["digits_canvas_version"] += 1
-            st.rerun(scope="fragment")
-    image = preprocess_canvas(np.asarray(drawing.image_data)) if drawing.image_data is not None else None
+        version = st.session_state["digits_canvas_version"]
+        drawing = drawing_square(key=f"digits_canvas_{version}", version=version)
+        # A new key gives a new, empty square (the version tells the browser to wipe it). Bumped in
+        # the click's callback, before the rerun the click starts (the fragment's own, in a browser),
+        # so no second rerun is needed and a full-page rerun cannot trip over a fragment-only one.
+        st.button("Clear", key="digits_clear", on_click=clear_drawing)
+    if drawing is None:
+        middle.info("Draw a digit on the black square.")
+        return
+    try:
+        # What the browser sent is checked before anything reads it: a client can send anything.
+        image = preprocess_canvas(decode_drawing(drawing))
+    except ValueError as error:
+        middle.warning(f"That drawing could not be read: {error}. Press Clear and draw again.")
+        return
     if image is None:
         middle.info("Draw a digit on the black square.")
         return
@@ -259,9 +312,11 @@ def canvas_ui(model: Any) -> None:
         right.info("Train a model above, or load a saved one, to read your drawing.")
         drawing_insights_ui(None, image, None)
         return
-    prediction = predict_digit(model, image)
+    reader = reader_for(model, data)
+    prediction = reader.predict(image)
     middle.metric("Prediction", prediction.digit)
-    middle.caption(f"{prediction.confidence:.0%} confident")
+    fast = ", read by its TFLite copy" if reader.runtime == "tflite" else ""
+    middle.caption(f"{prediction.confidence:.0%} confident{fast}")
     right.altair_chart(
         probability_chart(prediction.probabilities, predicted=prediction.digit), width="stretch"
     )

@@ -87,6 +87,17 @@ def form_values_from_query(params: dict[str, str]) -> tuple[dict[str, object], l
     return values, problems
 
 
+def link_combination_problem(values: dict[str, object]) -> str | None:
+    """Why the link's fields, each valid alone, do not make one config together (None if they do)."""
+    if not values:
+        return None
+    try:
+        AdditionConfig(**values)  # type: ignore[arg-type]  # Each value was checked by its field.
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def query_from_config(config: AdditionConfig) -> dict[str, str]:
     """The query parameters that preset the form to `config` (for a shareable link)."""
     return {

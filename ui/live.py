@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from core.jobs import Job, JobRunner, JobState
 from core.settings import env_number
@@ -23,6 +24,23 @@ from ui.runs import RunRecord, format_seconds
 POLL_SECONDS = env_number("LTL_POLL_SECONDS", default=2.0, low=0.2, high=60, whole=False)
 # Charts redraw once every this many polls (see `live_run_ui`).
 CHART_POLLS = 2
+# Shown under a running run's status; while it is on the page, the browser asks before leaving it.
+LEAVE_WARNING = (
+    "Reloading or leaving this page drops this run and its model: save it first (after Stop) to keep it."
+)
+# Installs, once per browser tab, a handler in the app's own window (not in this component's frame,
+# which goes when the run ends) that asks before unloading while the warning above is shown.
+LEAVE_GUARD = f"""<script>
+const app = window.parent;
+if (!app.ltlLeaveGuard) {{
+  app.ltlLeaveGuard = true;
+  app.addEventListener("beforeunload", new app.Function("event", `
+    if (document.body.innerText.includes({LEAVE_WARNING[:40]!r})) {{
+      event.preventDefault();
+      event.returnValue = "";
+    }}`));
+}}
+</script>"""
 
 
 def poll_ui(step: Callable[[], bool], *, live: bool, every: float = POLL_SECONDS) -> None:
@@ -152,11 +170,19 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
             st.rerun()
         return
     if run.state == JobState.RUNNING.value:
+        if job is not None and job.stop_event.is_set():
+            # A large model's batch (or its first, graph-compiling one) can take a minute to end.
+            text = "Stopping… the running batch ends first; what it learned so far is kept."
+            st.progress(run.fraction_done(), text=text)
+            leave_guard_ui()
+            return
         st.progress(run.fraction_done(), text=run.progress_text())
         if st.button("Stop", key=key, help="Stop at the next batch, keeping what was learned."):
             if job is not None:
                 job.cancel()
+            st.rerun()  # Show "Stopping…" at once.
         run_controls_ui(run, job, key=key)  # Pause/Resume and the learning rate (ui/controls_view.py).
+        leave_guard_ui()
         return
     unit = run.unit.lower()
     if run.state == JobState.FAILED.value:
@@ -171,7 +197,13 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
     elif run.state == JobState.CANCELLED.value and not (run.epochs or run.batches):
         st.info("Cancelled before training started; nothing was trained.")
     elif run.state == JobState.CANCELLED.value:
-        st.info(f"Stopped after {len(run.epochs)} {unit}(s); what it learned so far is kept.")
+        st.info(run.stopped_text())
     elif run.state == JobState.FINISHED.value:
         total = sum(event.seconds for event in run.epochs)
         st.success(f"Finished {len(run.epochs)} {unit}(s) in {format_seconds(total)}.")
+
+
+def leave_guard_ui() -> None:
+    """Say that leaving drops the running run, and make the browser ask before it does."""
+    st.caption(LEAVE_WARNING)
+    components.html(LEAVE_GUARD, height=0)

@@ -50,7 +50,7 @@ class RunRecord:
     state: str = "queued"
     error: str | None = None
     stopped_reason: str | None = None
-    reached_goal: bool = False  # Stopped early because it reached its goal (the fast recipe).
+    stopped: TrainingStopped | None = None  # Where it stopped early (inside an epoch or after one).
     model: keras.Model | None = None  # The trained model once the job is done.
     result: TrainingResult | None = None  # The job's whole result (scores and all) once it is done.
     saved_model_id: str | None = None
@@ -75,7 +75,7 @@ class RunRecord:
                     self.samples = event
                 case TrainingStopped():
                     self.stopped_reason = event.reason
-                    self.reached_goal = event.reached_goal
+                    self.stopped = event
                 case FiltersSnapshot():
                     self.filters.append(event)
                 case ErrorBreakdown():
@@ -94,6 +94,11 @@ class RunRecord:
         if not self.done:
             self.state = "cancelled"
             self.stopped_reason = "Stopped: the browser session closed."
+
+    @property
+    def reached_goal(self) -> bool:
+        """Whether it stopped early because it reached its goal (the fast recipe), not for a problem."""
+        return self.stopped is not None and self.stopped.reached_goal
 
     @property
     def done(self) -> bool:
@@ -122,11 +127,25 @@ class RunRecord:
         return min(1.0, self.epochs_done() / max(1, self.planned_epochs))
 
     def seconds_per_epoch(self) -> float | None:
-        """Typical seconds per epoch: median of the recent ones, leaving out the first (tracing)."""
+        """Typical seconds per epoch: low median of the recent ones, leaving out the first (tracing)."""
         if not self.epochs:
             return None
         timed = self.epochs[1:] or self.epochs
-        return statistics.median(event.seconds for event in timed[-ETA_WINDOW:])
+        # The low median: a busy shared core only ever adds time, so of two epochs the faster is the
+        # better guess (the plain median of 1 s and 3 s doubled the ETA at the third iteration).
+        return statistics.median_low(event.seconds for event in timed[-ETA_WINDOW:])
+
+    def stopped_text(self) -> str:
+        """'Stopped during iteration 2 after 37 of 55 batches…' or 'Stopped after 3 iteration(s)…'."""
+        unit = self.unit.lower()
+        whole = len(self.epochs)
+        stop = self.stopped
+        if stop is not None and stop.batch:
+            return (
+                f"Stopped during {unit} {stop.epoch} after {stop.batch:,} of {stop.batches:,} batches "
+                f"({whole} whole {unit}(s) before it); what it learned so far is kept."
+            )
+        return f"Stopped after {whole} {unit}(s); what it learned so far is kept."
 
     def progress_text(self) -> str:
         """'Epoch i of N — batch b of B — x s/epoch — ETA ~y s' for the status line."""
@@ -138,9 +157,10 @@ class RunRecord:
             parts.append(f"{self.unit} {batch.epoch} of {self.planned_epochs}")
             parts.append(f"batch {batch.batch} of {batch.batches}")
         elif self.epochs:
-            parts.append(f"{self.unit} {finished} of {self.planned_epochs}")
+            parts.append(f"{self.unit} {finished} of {self.planned_epochs} done")
         else:
-            return "Starting…"
+            # The data is made and the model built; tracing the graph makes the first batch slow.
+            return "Preparing the model (the first batch compiles the graph)…"
         per_epoch = self.seconds_per_epoch()
         if per_epoch is not None:
             remaining = max(0.0, self.planned_epochs - self.epochs_done()) * per_epoch

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import zlib
 from pathlib import Path
 
 import keras
@@ -10,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as numpy_strategies
+from PIL import Image
 from scipy import ndimage
 
 from core import canvas
-from core.canvas import Prediction, predict_digit, preprocess_canvas
+from core.canvas import Prediction, decode_drawing, predict_digit, preprocess_canvas
 from core.mnist import parse_idx
 from tests.utils.models import tiny_digits_model
 
@@ -34,7 +38,7 @@ def seven_mask(
 
 
 def transparent(mask: np.ndarray, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
-    """What streamlit-drawable-canvas returns with a transparent background: opaque strokes only."""
+    """A canvas with a transparent background: opaque strokes only."""
     rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
     rgba[mask] = (*colour, 255)
     return rgba
@@ -79,6 +83,7 @@ def test_every_canvas_style_gives_the_same_image() -> None:
         "white on black": opaque(SEVEN, background=0, stroke=255),
         "rgb without alpha": opaque(SEVEN, background=255, stroke=0)[..., :3],
         "float 0..255": transparent(SEVEN).astype(np.float64),
+        "grey, one channel": opaque(SEVEN, background=0, stroke=255)[..., :1],
     }
     for name, rgba in styles.items():
         image = assert_mnist_like(preprocess_canvas(rgba))
@@ -272,3 +277,122 @@ def test_predict_digit_turns_logits_into_probabilities() -> None:
 def test_predict_digit_rejects_wrong_shapes(tiny_model: keras.Model, image: object) -> None:
     with pytest.raises(ValueError, match=r"shape \(28, 28, 1\) or \(28, 28\)"):
         predict_digit(tiny_model, image)  # type: ignore[arg-type]
+
+
+# ## Decoding what the drawing component sends
+
+
+def png_data_url(pixels: np.ndarray, *, mode: str | None = None) -> str:
+    """What the page's drawing square sends: canvas.toDataURL(), a base64 PNG data URL."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buffer, format="PNG")
+    return canvas.PNG_DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def drawn_square(mask: np.ndarray) -> np.ndarray:
+    """White strokes on the opaque black square, as the component paints them."""
+    return opaque(mask, background=0, stroke=255)
+
+
+def test_a_drawing_decodes_to_its_pixels_and_reads_like_the_array() -> None:
+    pixels = drawn_square(SEVEN)
+    decoded = decode_drawing(png_data_url(pixels))
+    assert decoded.shape == (280, 280, 1) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded[..., 0], pixels[..., 0])  # Lossless: every pixel comes back.
+    np.testing.assert_allclose(preprocess_canvas(decoded), preprocess_canvas(pixels), atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mode=st.sampled_from(["L", "RGB", "RGBA"]),
+    seed=st.integers(0, 2**32 - 1),
+    density=st.floats(0.0, 0.2),
+)
+def test_every_png_of_the_square_s_size_is_accepted(mode: str, seed: int, density: float) -> None:
+    # Sparse random strokes keep the PNG under the size bound, as a real drawing is.
+    rng = np.random.default_rng(seed)
+    channels = {"L": (), "RGB": (3,), "RGBA": (4,)}[mode]
+    pixels = np.where(rng.random((280, 280, *channels)) < density, 255, 0).astype(np.uint8)
+    decoded = decode_drawing(png_data_url(pixels, mode=mode))
+    assert decoded.shape == (280, 280, 1) and decoded.dtype == np.uint8
+    expected = np.asarray(Image.fromarray(pixels, mode=mode).convert("L"))
+    np.testing.assert_array_equal(decoded[..., 0], expected)
+
+
+def png_bytes(side: tuple[int, int], image_format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", side).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def data_url(raw: bytes, prefix: str = canvas.PNG_DATA_URL_PREFIX) -> str:
+    return prefix + base64.b64encode(raw).decode("ascii")
+
+
+NOISE = np.random.default_rng(3).integers(0, 256, size=(280, 280, 4), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (None, "must be a PNG data URL"),
+        (b"data:image/png;base64,", "must be a PNG data URL"),
+        ({"png": "x"}, "must be a PNG data URL"),
+        ("", "must be a PNG data URL"),
+        ("data:image/jpeg;base64," + base64.b64encode(b"x").decode(), "must be a PNG data URL"),
+        ("DATA:image/png;base64,AAAA", "must be a PNG data URL"),
+        (canvas.PNG_DATA_URL_PREFIX + "not base64!", "not valid base64"),
+        (canvas.PNG_DATA_URL_PREFIX + "QUJD\nREVG", "not valid base64"),
+        (data_url(b"hello, this is not an image"), "not a PNG image"),
+        (data_url(png_bytes((280, 280), "JPEG")), "not a PNG image"),
+        (data_url(png_bytes((280, 280), "GIF")), "not a PNG image"),
+        (data_url(png_bytes((280, 280))[:60]), "could not be decoded"),
+        (data_url(png_bytes((279, 280))), "must be 280x280 pixels, not 279x280"),
+        (data_url(png_bytes((280, 560))), "must be 280x280 pixels, not 280x560"),
+        (data_url(png_bytes((1, 1))), "must be 280x280 pixels, not 1x1"),
+        (png_data_url(NOISE), "too large"),  # The right size, but no drawing is this big.
+        (canvas.PNG_DATA_URL_PREFIX + "A" * 400_000, "too large"),
+    ],
+)
+def test_malformed_drawings_are_refused(payload: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        decode_drawing(payload)
+
+
+def test_a_huge_image_is_refused_from_its_header_without_being_decoded() -> None:
+    # A 20000x20000 PNG of one colour compresses to a few hundred KB; its header alone gives it away.
+    small = png_bytes((280, 280))
+    # The IHDR chunk's data (width, height, then 5 bytes) sits at bytes 16..29, its CRC at 29..33.
+    chunk = b"IHDR" + (20_000).to_bytes(4, "big") * 2 + small[24:29]
+    bomb = small[:12] + chunk + zlib.crc32(chunk).to_bytes(4, "big") + small[33:]
+    with pytest.raises(ValueError, match="must be 280x280 pixels, not 20000x20000"):
+        decode_drawing(data_url(bomb))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 10_000),
+)
+def test_a_corrupted_drawing_decodes_whole_or_raises_only_value_error(
+    flips: list[tuple[int, int]], cut: int
+) -> None:
+    encoded = png_data_url(drawn_square(SEVEN)).removeprefix(canvas.PNG_DATA_URL_PREFIX)
+    raw = bytearray(base64.b64decode(encoded))
+    for position, value in flips:
+        raw[position % len(raw)] = value
+    try:
+        decoded = decode_drawing(data_url(bytes(raw[: max(cut, 8)])))
+    except ValueError:
+        return
+    assert decoded.shape == (280, 280, 1) and decoded.dtype == np.uint8
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=st.text(max_size=300) | st.binary(max_size=300).map(data_url),
+    prefixed=st.booleans(),
+)
+def test_garbage_raises_only_value_error(payload: str, prefixed: bool) -> None:
+    with pytest.raises(ValueError):
+        decode_drawing(canvas.PNG_DATA_URL_PREFIX + payload if prefixed else payload)

@@ -29,6 +29,7 @@ from core.addition import (
     FIELD_LIMITS,
     MAX_DIGITS,
     MAX_TRAINING_SIZE,
+    RECIPES,
     RNN_TYPES,
     AdditionConfig,
     distinct_sums,
@@ -324,6 +325,7 @@ ADDITION_RULES = {
     },
     "rnn_type": Rule("choice", choices=RNN_TYPES, label=FIELD_LABELS["rnn_type"]),
     "reverse": Rule("flag", label=FIELD_LABELS["reverse"]),
+    "recipe": Rule("choice", choices=RECIPES, label=FIELD_LABELS["recipe"]),
     "seed": SEED_RULE,
 }
 DIGITS_RULES = {

@@ -487,3 +487,41 @@ def test_cached_mnist_loads_once_under_concurrent_first_use(
         thread.join()
     assert len(calls) == 1  # Eight sessions started together, but the files were read once.
     assert len(results) == 8 and all(result is results[0] for result in results)
+
+
+def test_a_failed_download_is_tried_once_per_process_and_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fake opener stands in for a network that drops packets: each call would block for the timeout.
+    attempts: list[str] = []
+
+    def dropping_opener(url: str, timeout: float) -> object:
+        attempts.append(url)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", dropping_opener)
+    for _ in range(3):  # The page opening, then two canvas strokes.
+        with pytest.raises(MnistNotFoundError) as raised:
+            mnist.cached_mnist()
+    assert len(attempts) == 1  # Only the first lookup went to the network; the others returned at once.
+    assert "could not download" in str(raised.value)  # The later errors still say why.
+    mnist.clear_mnist_cache()
+    with pytest.raises(MnistNotFoundError):
+        mnist.cached_mnist()
+    assert len(attempts) == 2  # Clearing the cache (files changed, network back) allows one more try.
+
+
+def test_the_not_found_error_has_a_one_line_summary_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def failing_opener(url: str, timeout: float) -> object:
+        raise OSError("<urlopen error [Errno 101] Network is unreachable>")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", failing_opener)
+    with pytest.raises(MnistNotFoundError) as raised:
+        mnist.load_mnist()
+    summary = raised.value.summary
+    assert "\n" not in summary and len(summary) < 200  # One line, not a wall of text.
+    assert "MNIST_DIR" in summary and "upload" in summary and "download" in summary
+    assert "urlopen" not in summary and "Looked in" not in summary
+    assert "urlopen" in str(raised.value)  # The full story stays available for the log and details.

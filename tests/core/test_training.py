@@ -29,7 +29,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_finite_weights():
     # The fourth batch's targets are NaN, so the loss becomes NaN there, within the first epoch.
     y[48:] = np.nan
     events = []
-    callback = LiveCallback(epochs=5, on_event=events.append, batch_interval_seconds=0)
+    callback = LiveCallback(epochs=5, on_event=events.append)
     model.fit(x, y, batch_size=16, epochs=5, callbacks=[callback], verbose=0, shuffle=False)
     stopped = [event for event in events if isinstance(event, TrainingStopped)]
     assert len(stopped) == 1 and "loss became nan" in stopped[0].reason
@@ -51,7 +51,7 @@ def test_stop_event_ends_training_at_the_next_batch_and_batches_are_reported():
         if isinstance(event, BatchEnded) and event.step == 3:
             stop.set()
 
-    callback = LiveCallback(epochs=50, on_event=on_event, stop=stop, batch_interval_seconds=0)
+    callback = LiveCallback(epochs=50, on_event=on_event, stop=stop)
     model.fit(
         np.ones((64, 4)), np.ones((64, 1)), batch_size=8, epochs=50, callbacks=[callback], verbose=0
     )
@@ -59,6 +59,46 @@ def test_stop_event_ends_training_at_the_next_batch_and_batches_are_reported():
     assert [event.step for event in batches] == [1, 2, 3]
     assert batches[0].batches == 8
     assert callback.stopped_reason == "Stopped on request."
+
+
+def test_a_stop_inside_an_epoch_reports_the_batches_that_ran_and_skips_the_partial_epoch():
+    from core.training import fit_live
+
+    model = tiny_model()
+    stop = threading.Event()
+    events = []
+    validations = []
+
+    class StopInEpochTwo(keras.callbacks.Callback):
+        # Counts validation passes, and asks for a stop as the third batch of epoch 2 begins.
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 2 and batch == 2:
+                stop.set()
+
+        def on_test_begin(self, logs=None):
+            validations.append(True)
+
+    x, y = np.ones((64, 4)), np.ones((64, 1))
+    callback = fit_live(
+        model,
+        x,
+        y,
+        epochs=5,
+        batch_size=8,
+        validation_data=(x[:8], y[:8]),
+        on_event=events.append,
+        stop=stop,
+        extra_callbacks=[StopInEpochTwo()],
+    )
+    stopped = [event for event in events if isinstance(event, TrainingStopped)]
+    # What really ran: epoch 1 whole, then 3 of epoch 2's 8 batches.
+    assert [(event.epoch, event.batch, event.batches) for event in stopped] == [(2, 3, 8)]
+    # The partial epoch is not reported as an epoch, and no validation pass is spent on it.
+    assert [event.epoch for event in callback.history] == [1]
+    assert len(validations) == 1
 
 
 def gradient_registry_names():
@@ -146,3 +186,66 @@ def test_no_core_module_calls_fit_outside_fit_live():
             if isinstance(node, ast.Attribute) and node.attr == "fit":
                 callers.append(path.name)
     assert callers == ["training.py"]  # Only fit_live calls Keras's fit.
+
+
+def frozen_classifier(x):
+    """A softmax classifier that learns nothing (learning rate 0), so each batch's loss is known."""
+    inputs = keras.Input((x.shape[1],))
+    outputs = keras.layers.Dense(3, activation="softmax", kernel_initializer="glorot_uniform")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def per_sample_scores(model, x, y):
+    """Each sample's cross-entropy and correctness, computed outside Keras's running means."""
+    probabilities = model.predict(x, verbose=0).astype("float64")
+    losses = -np.log(probabilities[np.arange(len(y)), y])
+    return losses, (probabilities.argmax(axis=1) == y).astype("float64")
+
+
+def batch_events_of(x, y, *, batch_size, epochs, max_batch_points=100):
+    model = frozen_classifier(x)
+    losses, hits = per_sample_scores(model, x, y)
+    events = []
+    callback = LiveCallback(
+        epochs=epochs,
+        on_event=events.append,
+        batch_size=batch_size,
+        samples=len(x),
+        max_batch_points=max_batch_points,
+    )
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=[callback], verbose=0, shuffle=False)
+    return [event for event in events if isinstance(event, BatchEnded)], losses, hits
+
+
+def test_batch_events_carry_each_batchs_own_loss_and_accuracy_not_the_epochs_running_mean():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(70, 5)).astype("float32")
+    y = rng.integers(0, 3, size=70)
+    batch_size = 16  # Four full batches and a last one of 6, which Keras weighs by its size.
+    batches, losses, hits = batch_events_of(x, y, batch_size=batch_size, epochs=2)
+    starts = range(0, len(x), batch_size)
+    expected_loss = [losses[start : start + batch_size].mean() for start in starts]
+    expected_accuracy = [hits[start : start + batch_size].mean() for start in starts]
+    # Every batch of both epochs is reported, and the second epoch starts afresh.
+    assert [(event.epoch, event.batch) for event in batches] == [
+        (epoch, batch) for epoch in (1, 2) for batch in range(1, len(expected_loss) + 1)
+    ]
+    np.testing.assert_allclose([event.loss for event in batches], expected_loss * 2, rtol=1e-4)
+    np.testing.assert_allclose([event.accuracy for event in batches], expected_accuracy * 2, atol=1e-5)
+
+
+def test_batch_events_are_bounded_per_epoch_and_each_averages_the_batches_since_the_last():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 5)).astype("float32")
+    y = rng.integers(0, 3, size=60)
+    # 30 batches of 2, at most 7 points: one every 5 batches, each the mean of those 5 batches.
+    batches, losses, _ = batch_events_of(x, y, batch_size=2, epochs=1, max_batch_points=7)
+    assert [event.batch for event in batches] == [5, 10, 15, 20, 25, 30]
+    expected = [losses[start : start + 10].mean() for start in range(0, 60, 10)]
+    np.testing.assert_allclose([event.loss for event in batches], expected, rtol=1e-4)

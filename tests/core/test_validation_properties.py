@@ -19,6 +19,7 @@ from core.addition import (
     MAX_DIGITS,
     MAX_TEST_EXAMPLES,
     MAX_TRAINING_SIZE,
+    RECIPES,
     RNN_TYPES,
     AdditionConfig,
     distinct_sums,
@@ -306,8 +307,8 @@ def valid_query(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, object]]:
     params: dict[str, str] = {}
     expected: dict[str, object] = {}
     for name in draw(st.lists(st.sampled_from(tuple(QUERY_FIELDS)), unique=True)):
-        if name == "rnn_type":
-            kind = draw(st.sampled_from(RNN_TYPES))
+        if name in ("rnn_type", "recipe"):
+            kind = draw(st.sampled_from(RNN_TYPES if name == "rnn_type" else RECIPES))
             params[name] = draw(st.sampled_from([kind, kind.lower(), kind.upper()]))
             expected[name] = kind
         elif name == "reverse":
@@ -332,6 +333,8 @@ def invalid_query(draw: st.DrawFn) -> tuple[dict[str, str], str]:
         bad = st.text(max_size=10).filter(
             lambda text: text.strip().lower() not in ("gru", "lstm", "simplernn")
         )
+    elif name == "recipe":
+        bad = st.text(max_size=10).filter(lambda text: text.strip().lower() not in RECIPES)
     elif name == "reverse":
         bad = st.sampled_from(["", "maybe", "2", "tru", "-1", "ja"])
     else:

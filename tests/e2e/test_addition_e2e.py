@@ -33,6 +33,8 @@ def test_train_watch_and_stop(server, page):
     expect(page.get_by_text(re.compile(r"exact match \d+%"))).to_be_visible()
 
     page.get_by_role("button", name="Stop").click()
-    expect(page.get_by_text(re.compile(r"Stopped after \d+ iteration"))).to_be_visible(timeout=60_000)
+    # Between iterations or inside one (then the batches that ran are told).
+    stopped = re.compile(r"Stopped (after \d+ iteration|during iteration \d+ after \d+ of \d+ batches)")
+    expect(page.get_by_text(stopped)).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Stop")).to_have_count(0)
     screenshot(page, "addition")

@@ -23,11 +23,19 @@ def draw_stroke(page, canvas, points):
     page.mouse.up()
 
 
+def drawing_square(page, *, timeout=60_000):
+    """The drawing square's host element, once its script has set up the canvas (in its shadow root)."""
+    square = page.locator("[class*='st-key-digits_canvas_']").first
+    # The script marks the canvas with the version it drew; before that, a stroke would find no listener.
+    expect(square.locator("canvas[data-version]")).to_be_visible(timeout=timeout)
+    square.scroll_into_view_if_needed()
+    return square
+
+
 def draw_a_one(page):
     """Draw a "1": one vertical stroke down the middle of the canvas."""
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.scroll_into_view_if_needed(timeout=15_000)
-    draw_stroke(page, canvas, [(0.5, 0.15 + step * 0.035) for step in range(21)])
+    square = drawing_square(page, timeout=15_000)
+    draw_stroke(page, square, [(0.5, 0.15 + step * 0.035) for step in range(21)])
 
 
 def test_train_then_draw_a_digit(server, page, mnist_dir):
@@ -66,9 +74,8 @@ def test_the_canvas_stays_square_and_whole_at_every_width(server, page, width):
     # At 1024 px the canvas sat in a 177-px column: a clipped tall rectangle instead of the square.
     page.set_viewport_size({"width": width, "height": 1000})
     page.goto(f"{server.url}/digits")
-    page.locator("canvas.upper-canvas").first.scroll_into_view_if_needed(timeout=60_000)
     # The drawing sits in a shadow root; its host's box is what the page lets the student see.
-    host = page.locator("[class*='st-key-digits_canvas_']").first
+    host = drawing_square(page)
     box = host.bounding_box()
     assert box is not None
     assert (box["width"], box["height"]) == (280, 280)
@@ -79,3 +86,30 @@ def test_the_canvas_stays_square_and_whole_at_every_width(server, page, width):
     )
     assert any("st-key-digits_canvas_" in name for name in stack), stack
     screenshot(page, f"digits_canvas_{width}")
+
+
+def test_a_stroke_starting_in_the_top_right_corner_is_drawn(server, page):
+    # The old canvas's hover toolbar covered the top ~28 px of its right half and swallowed such strokes.
+    page.goto(f"{server.url}/digits")
+    square = drawing_square(page)
+    start = (0.93, 0.03)
+    draw_stroke(page, square, [start] + [(0.93, 0.03 + step * 0.04) for step in range(1, 16)])
+    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible()
+    # The very first point of the stroke is white ink on the square, not lost.
+    canvas = square.locator("canvas")
+    side = canvas.evaluate("canvas => canvas.width")
+    first = canvas.evaluate(
+        "(canvas, [x, y]) => Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data)",
+        [round(start[0] * side), round(start[1] * side)],
+    )
+    assert first[:3] == [255, 255, 255], first
+
+
+def test_the_drawing_square_has_no_toolbar_only_our_clear_button(server, page):
+    page.goto(f"{server.url}/digits")
+    square = drawing_square(page)
+    square.hover()  # The old canvas showed its toolbar (trash, undo, "update the app") on hover.
+    # CSS locators reach into the square's shadow root; hidden buttons count too.
+    assert square.locator("button, [role='button'], input, iframe").count() == 0
+    assert square.locator("canvas").count() == 1
+    expect(page.get_by_role("button", name="Clear")).to_have_count(1)

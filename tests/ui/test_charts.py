@@ -2,6 +2,8 @@
 
 import colorsys
 
+import pandas as pd
+
 from ui.charts import _batch_spec, _metric_spec
 
 
@@ -26,3 +28,78 @@ def test_the_first_runs_get_colours_of_clearly_different_hues():
         # Overlaid runs #1 to #4 (the usual comparison) differ by at least 40 degrees of hue pairwise.
         first = colours[:4]
         assert min(hue_distance(a, b) for a in first for b in first if a != b) >= 40
+
+
+def test_exact_match_frame_scores_every_held_out_sum_once_per_iteration():
+    from core.events import BreakdownRow, ErrorBreakdown
+    from ui.charts import exact_match_frame
+    from ui.runs import RunRecord
+
+    def breakdown(epoch, by_carries):
+        rows = [BreakdownRow("carries", value, total, right) for value, (total, right) in by_carries]
+        # Every sum is also counted once by its operand length: those rows must not count twice.
+        rows.append(BreakdownRow("length", 1, sum(total for _, (total, _) in by_carries), 0))
+        return ErrorBreakdown(epoch=epoch, rows=tuple(rows))
+
+    run = RunRecord(label="#1", job_id="gone", config=None)  # type: ignore[arg-type]
+    run.breakdowns = [
+        breakdown(1, [(0, (30, 3)), (1, (10, 1))]),
+        breakdown(2, [(0, (30, 27)), (1, (10, 5))]),
+    ]
+    frame = exact_match_frame([run])
+    assert list(frame.columns) == ["run", "epoch", "metric", "split", "value"]
+    assert frame["epoch"].tolist() == [1, 2]
+    assert frame["value"].tolist() == [4 / 40, 32 / 40]
+    assert set(frame["metric"]) == {"exact match"} and set(frame["split"]) == {"held-out"}
+
+
+def test_every_chart_help_is_one_short_line():
+    from ui.charts import CHART_HELP
+
+    assert {"loss", "accuracy", "character accuracy", "exact match", "batch"} <= set(CHART_HELP)
+    for text in CHART_HELP.values():
+        assert "\n" not in text and 20 < len(text) <= 160, text
+
+
+class RecordingContainer:
+    """Stands in for a Streamlit container: keeps what each chart call was given."""
+
+    def __init__(self):
+        self.charts, self.captions = [], []
+
+    def vega_lite_chart(self, data, spec, **keywords):
+        self.charts.append((data, spec))
+
+    def caption(self, text):
+        self.captions.append(text)
+
+
+def test_metric_and_batch_specs_carry_their_domains_so_an_empty_first_run_logs_nothing():
+    from core.digits import DigitsConfig
+    from core.events import BatchEnded
+    from ui.charts import batch_chart, metric_chart
+    from ui.runs import RunRecord
+
+    frame = pd.DataFrame(
+        [
+            ("#1", 1, "loss", "train", 2.5),
+            ("#1", 2, "loss", "train", 1.5),
+            ("#1", 2, "loss", "validation", 1.7),
+        ],
+        columns=["run", "epoch", "metric", "split", "value"],
+    )
+    container = RecordingContainer()
+    metric_chart(frame, metric="loss", title="Loss", container=container, help="What it shows.")
+    ((_, spec),) = container.charts
+    assert spec["encoding"]["x"]["scale"]["domain"] == [1, 2]
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 2.5]  # From zero, as Vega-Lite's default.
+    assert container.captions == ["What it shows."]
+
+    run = RunRecord(label="#1", job_id="gone", config=DigitsConfig(epochs=3), unit="Epoch")
+    run.batches = [BatchEnded(epoch=1, batch=1, batches=10, step=1, loss=2.0, accuracy=0.1)]
+    container = RecordingContainer()
+    batch_chart([run], metric="loss", container=container)
+    ((_, spec),) = container.charts
+    # A single point still gets a usable domain, and the x axis spans the planned 3 x 10 batches.
+    assert spec["encoding"]["x"]["scale"]["domain"] == [1, 30]
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 2]
