@@ -44,25 +44,36 @@ def signalled(monkeypatch, module_name, function_name):
     return heard
 
 
-def test_addition_run_pauses_takes_a_new_rate_resumes_and_stops(monkeypatch):
+def press_train(at, heard, *, prefix):
+    """Press the form's Train; the run's job once its training has sent a first event."""
     from ui.resources import get_runner
 
+    at.button[0].click().run()
+    job = get_runner().get(at.session_state[f"{prefix}_runs"][0].job_id)
+    assert heard["any"].wait(TIMEOUT)
+    at.run()
+    assert not at.exception
+    return job
+
+
+def press_pause(at, heard, *, prefix):
+    """Press Pause and rerun the page once the training says it has paused."""
+    at.button(key=f"{prefix}_stop_pause").click().run()
+    assert not at.exception
+    assert heard["paused"].wait(TIMEOUT)
+    at.run()
+    assert not at.exception
+
+
+def test_addition_run_pauses_takes_a_new_rate_resumes_and_stops(monkeypatch):
     heard = signalled(monkeypatch, "core.addition", "train_addition")
     at = page("app_pages/addition.py").run()
     for key, value in TINY_ADDITION.items():
         at.number_input(key=key).set_value(value)
-    at.button[0].click().run()
-    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    job = press_train(at, heard, prefix="addition")
     try:
-        assert heard["any"].wait(TIMEOUT)
-        at.run()
-        assert not at.exception
-        at.button(key="addition_stop_pause").click().run()
-        assert not at.exception
-        assert job.control.pause_requested
-        assert heard["paused"].wait(TIMEOUT)
-        at.run()
-        assert job.state is JobState.RUNNING and job.control.paused
+        press_pause(at, heard, prefix="addition")
+        assert job.control.pause_requested and job.state is JobState.RUNNING and job.control.paused
         paused = at.session_state["addition_runs"][0].paused
         assert paused is not None
         expected = f"Paused at iteration {paused.epoch} of 300, batch {paused.batch} of"
@@ -93,21 +104,13 @@ def test_addition_run_pauses_takes_a_new_rate_resumes_and_stops(monkeypatch):
 
 
 def test_digits_run_can_be_paused_and_stopped_while_paused(monkeypatch, mnist_dir):
-    from ui.resources import get_runner
-
     heard = signalled(monkeypatch, "core.digits", "train_digits")
     at = page("app_pages/digits.py").run()
     at.number_input(key="digits_training_size").set_value(2000)
     at.number_input(key="digits_epochs").set_value(50)
-    at.button[0].click().run()
-    job = get_runner().get(at.session_state["digits_runs"][0].job_id)
+    job = press_train(at, heard, prefix="digits")
     try:
-        assert heard["any"].wait(TIMEOUT)
-        at.run()
-        at.button(key="digits_stop_pause").click().run()
-        assert heard["paused"].wait(TIMEOUT)
-        at.run()
-        assert not at.exception
+        press_pause(at, heard, prefix="digits")
         assert any("Paused at epoch" in info.value for info in at.info)
         at.button(key="digits_stop").click().run()  # Stop wakes the paused job.
     finally:
@@ -121,23 +124,15 @@ def test_digits_run_can_be_paused_and_stopped_while_paused(monkeypatch, mnist_di
 
 
 def test_a_run_whose_recipe_schedules_its_rate_shows_the_rate_box_disabled_with_why(monkeypatch):
-    from ui.resources import get_runner
-
     heard = signalled(monkeypatch, "core.addition", "train_addition")
     at = page("app_pages/addition.py").run()
     for key, value in TINY_ADDITION.items():
         at.number_input(key=key).set_value(value)
     at.selectbox(key="addition_recipe").set_value("fast")
-    at.button[0].click().run()
-    job = get_runner().get(at.session_state["addition_runs"][0].job_id)
+    job = press_train(at, heard, prefix="addition")
     try:
-        assert heard["any"].wait(TIMEOUT)
-        at.run()
         # Held by a pause, so the run cannot reach the fast recipe's goal while the test looks.
-        at.button(key="addition_stop_pause").click().run()
-        assert heard["paused"].wait(TIMEOUT)
-        at.run()
-        assert not at.exception
+        press_pause(at, heard, prefix="addition")
         assert at.number_input(key="addition_stop_learning_rate").disabled
         assert at.button(key="addition_stop_learning_rate_apply").disabled
         assert any("by a schedule" in caption.value for caption in at.caption)

@@ -134,8 +134,8 @@ def test_stop_while_paused_ends_training_without_resuming():
     assert [event.step for event in events if isinstance(event, BatchEnded)] == [1]
     stopped = [event for event in events if isinstance(event, TrainingStopped)]
     assert [event.reason for event in stopped] == ["Stopped on request."]
-    # Keras ends the epoch it was in (validation included) and starts no other of the 50.
-    assert len(outcome["callback"].history) == 1
+    # Stopped inside its first epoch: no partial epoch is reported and none of the other 49 starts.
+    assert outcome["callback"].history == []
 
 
 def test_a_new_learning_rate_applies_from_the_next_batch():
@@ -205,3 +205,22 @@ def test_a_paused_job_keeps_its_slot_and_can_still_be_stopped():
     finally:
         reached.set()
         runner.shutdown()
+
+
+def test_time_spent_paused_is_not_counted_in_the_epoch_time(monkeypatch):
+    import core.training
+
+    # A clock the test moves on by a long pause while training waits, instead of sleeping.
+    real_clock = core.training.time.perf_counter
+    skipped = []
+    monkeypatch.setattr(core.training.time, "perf_counter", lambda: real_clock() + sum(skipped))
+    model, control, events = tiny_model(), TrainingControl(), []
+    paused = threading.Event()
+    control.pause()
+    thread, outcome = train_in_thread(model, control, recorder(events, then=paused.set), epochs=1)
+    assert paused.wait(TIMEOUT)
+    skipped.append(1_000.0)
+    control.resume()
+    thread.join(TIMEOUT)
+    (epoch,) = outcome["callback"].history
+    assert epoch.seconds < 1_000.0
