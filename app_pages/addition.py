@@ -7,6 +7,7 @@ from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
 from ui.addition_view import ask_ui, charts_ui, form_ui, link_ui, run_metrics, summary_ui
 from ui.class_view import class_labels, page_lesson
+from ui.controls_view import downloads_ui
 from ui.links import form_values_from_query, link_combination_problem, query_from_config
 from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
@@ -70,4 +71,5 @@ live_run_ui(
 chosen = run_picker_ui(runs, key_prefix="addition")
 if chosen is not None:
     save_ui(chosen, task="addition", metrics=run_metrics(chosen), key_prefix="addition")
+    downloads_ui(chosen, key_prefix="addition")
 ask_ui(chosen)

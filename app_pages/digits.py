@@ -7,6 +7,7 @@ from core.jobs import QueueFullError
 from core.mnist import MnistData
 from core.training_spec import TrainingSpec
 from ui.class_view import class_labels, digits_link_config, page_lesson
+from ui.controls_view import downloads_ui
 from ui.digits_view import (
     MODEL_LABELS,
     charts_ui,
@@ -83,4 +84,6 @@ with st.container():
         results_ui(chosen, data)
         metrics = {"accuracy": chosen.result.test_accuracy}
         save_ui(chosen, task="digits", metrics=metrics, key_prefix="digits")
+    if chosen is not None:
+        downloads_ui(chosen, key_prefix="digits")
 drawing_ui(chosen, data)

@@ -1,14 +1,16 @@
 """The Dask backend: training jobs run on the workers of a Dask distributed cluster.
 
 The server keeps the job (id, state, queue position, events, cancel, result); a worker runs the
-`TrainingSpec`. Per job, a Dask `Queue` carries batched events back and a Dask `Event` carries Stop
-there; MNIST is scattered once to every worker and reused by every job; the trained model returns as
-`.keras` bytes and is rebuilt here, so saving, drawing and the Model Cache see an ordinary result.
+`TrainingSpec`. Per job, a Dask `Queue` carries batched events back, Dask `Event`s carry Stop and Pause
+there and a Dask `Variable` a new learning rate; MNIST is scattered once to every worker and reused by
+every job; the trained model returns as `.keras` bytes and is rebuilt here, so saving, drawing and the
+Model Cache see an ordinary result.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import hashlib
 import ipaddress
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from core.control import TrainingControl
 from core.events import EpochEnded, SamplesDecoded, TrainingStopped
 from core.settings import env_number
 from core.training_spec import PortableResult, TrainingSpec, from_portable, to_portable
@@ -227,8 +230,8 @@ def _worker_dataset(fingerprint: str | None) -> MnistData | None:
 def run_on_worker(
     spec: TrainingSpec, dataset: str | None, *, topic: str, channel: str
 ) -> PortableResult:
-    """The task a worker runs: train `spec`, streaming events to `channel`, obeying its stop Event."""
-    from distributed import Event, get_client, get_worker
+    """The task a worker runs: train `spec`, streaming events to `channel`, obeying Stop, Pause, rate."""
+    from distributed import Event, Variable, get_client, get_worker
 
     from core.runtime import configure_tensorflow, return_freed_memory
 
@@ -246,18 +249,37 @@ def run_on_worker(
         # Structured-log events are pushed by the scheduler to the subscribed server: no polling.
         worker.log_event(topic, pickle.dumps((channel, kind, payload)))
 
-    stop = threading.Event()
+    # The worker's own control: the server's Stop, Pause and rate requests arrive through Dask.
+    stop = TrainingControl()
     finished = threading.Event()
     send("started", worker.address)
     batcher = EventBatcher(send=lambda batch: send("events", batch), on_failure=lambda _: stop.set())
 
     def watch_stop() -> None:
         remote_stop = Event(f"{channel}-stop", client=client)
+        remote_pause = Event(f"{channel}-pause", client=client)
+        remote_rate = Variable(f"{channel}-rate", client=client)
+        applied, reported = 0, False
         while not finished.is_set():
             try:
                 if remote_stop.wait(timeout=0.5):
                     stop.set()
                     return
+                started = stop.learning_rate is not None or stop.fixed_rate_reason is not None
+                if started and not reported:
+                    # Training has started: the server's control learns the rate (or why it is fixed),
+                    # before any pause this loop passes on, so before any TrainingPaused event.
+                    send("control", (stop.learning_rate, stop.fixed_rate_reason))
+                    reported = True
+                if remote_pause.is_set():
+                    stop.pause()
+                else:
+                    stop.resume()
+                serial, rate = remote_rate.get(timeout=5)
+                if serial > applied:
+                    applied = serial
+                    with contextlib.suppress(ValueError):  # Checked on the server already.
+                        stop.request_learning_rate(rate)
             except Exception:  # noqa: BLE001 - The scheduler is gone: nobody will collect the result.
                 stop.set()
                 return
@@ -284,6 +306,30 @@ def _fingerprint(data: MnistData) -> str:
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()
+
+
+class _RemoteControls:
+    """A job's Pause (a Dask Event) and learning-rate request (a Dask Variable), sent from the server."""
+
+    def __init__(self, *, pause: Any, rate: Any) -> None:
+        self.pause = pause
+        self.rate = rate
+        self._pause_sent = False
+        self._rates_sent = 0
+
+    def send(self, control: TrainingControl) -> None:
+        """Pass on what changed in the job's control since the last call."""
+        wanted = control.pause_requested
+        if wanted != self._pause_sent:
+            if wanted:
+                self.pause.set()
+            else:
+                self.pause.clear()
+            self._pause_sent = wanted
+        rate = control.take_requested_rate()
+        if rate is not None:
+            self._rates_sent += 1
+            self.rate.set((self._rates_sent, rate))
 
 
 class DaskBackend:
@@ -382,7 +428,7 @@ class DaskBackend:
         on_delay: Callable[[float], None] | None = None,
     ) -> Any:
         """Run `spec` on a worker, relaying its events to `emit` and `stop` to it; returns its result."""
-        from distributed import Event
+        from distributed import Event, Variable
 
         if not self.available:
             raise ClusterUnavailableError(f"{self.lost_reason}; press Train again to train here.")
@@ -390,6 +436,12 @@ class DaskBackend:
         inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._inboxes[channel] = inbox
         stop_event = Event(f"{channel}-stop", client=self.client)
+        # Pause travels as a Dask Event, a new learning rate as a Variable (serial number, rate).
+        controls = _RemoteControls(
+            pause=Event(f"{channel}-pause", client=self.client),
+            rate=Variable(f"{channel}-rate", client=self.client),
+        )
+        controls.rate.set((0, 0.0))
         future: Future[Any] | None = None
         try:
             future = self.client.submit(
@@ -402,7 +454,13 @@ class DaskBackend:
                 pure=False,
             )
             self._follow(
-                future, inbox=inbox, emit=emit, stop=stop, stop_event=stop_event, on_delay=on_delay
+                future,
+                inbox=inbox,
+                emit=emit,
+                stop=stop,
+                stop_event=stop_event,
+                controls=controls,
+                on_delay=on_delay,
             )
             portable: PortableResult = future.result()
         except WorkerLostError:
@@ -419,7 +477,7 @@ class DaskBackend:
             raise
         finally:
             del self._inboxes[channel]
-            self._forget(stop_event, channel)
+            self._forget(stop_event, channel, controls=controls)
         return from_portable(portable)
 
     def _follow(
@@ -430,6 +488,7 @@ class DaskBackend:
         emit: Callable[[Any], None],
         stop: threading.Event,
         stop_event: Any,
+        controls: _RemoteControls,
         on_delay: Callable[[float], None] | None,
     ) -> None:
         """Relay the job's events until its worker says it is done, it fails, or its worker is lost."""
@@ -440,6 +499,8 @@ class DaskBackend:
             if stop.is_set() and not stop_sent:
                 stop_event.set()
                 stop_sent = True
+            if isinstance(stop, TrainingControl):
+                controls.send(stop)
             try:
                 kind, payload = inbox.get(timeout=POLL_SECONDS)
             except queue.Empty:
@@ -452,6 +513,9 @@ class DaskBackend:
                     if on_delay is not None:
                         on_delay(now - stamped)
                     emit(event)
+            elif kind == "control" and isinstance(stop, TrainingControl):
+                rate, fixed_reason = payload
+                stop.training_started(learning_rate=rate, fixed_reason=fixed_reason)
             elif kind == "done":
                 return
             if future.done():
@@ -481,7 +545,7 @@ class DaskBackend:
         if inbox is not None:
             inbox.put((kind, payload))
 
-    def _forget(self, stop_event: Any, channel: str) -> None:
+    def _forget(self, stop_event: Any, channel: str, *, controls: _RemoteControls) -> None:
         """Drop the job's events from the scheduler (best effort once it is gone)."""
         if not self.available:
             return
@@ -489,6 +553,8 @@ class DaskBackend:
 
         try:
             stop_event.clear()
+            controls.pause.clear()
+            controls.rate.delete()
             Event(f"{channel}-started", client=self.client).clear()
         except Exception:  # noqa: BLE001 - Cleanup must not turn a finished job into a failed one.
             pass

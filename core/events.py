@@ -73,6 +73,33 @@ class TrainingStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class TrainingPaused:
+    """Training paused at the end of a batch on request; it keeps its place and its model."""
+
+    epoch: int  # 1-based.
+    batch: int  # 1-based, within the epoch: the last batch done.
+    batches: int  # Batches per epoch.
+    step: int  # 1-based, over the whole run.
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResumed:
+    """A paused run goes on from the batch after the one it paused at."""
+
+    epoch: int
+    step: int  # The last step done before the pause.
+
+
+@dataclass(frozen=True, slots=True)
+class LearningRateChanged:
+    """The optimizer's learning rate was set on request; `step` is the first step trained with it."""
+
+    epoch: int
+    step: int
+    learning_rate: float
+
+
+@dataclass(frozen=True, slots=True)
 class FiltersSnapshot:
     """The first conv layer's kernels after an epoch (epoch 0: before training), for the filter view."""
 
@@ -118,7 +145,15 @@ class ErrorBreakdown:
 
 
 TrainingEvent = (
-    BatchEnded | EpochEnded | SamplesDecoded | TrainingStopped | FiltersSnapshot | ErrorBreakdown
+    BatchEnded
+    | EpochEnded
+    | SamplesDecoded
+    | TrainingStopped
+    | FiltersSnapshot
+    | ErrorBreakdown
+    | TrainingPaused
+    | TrainingResumed
+    | LearningRateChanged
 )
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.control import TrainingControl
 from core.settings import env_number
 from core.training_spec import TrainingSpec
 
@@ -105,7 +106,9 @@ class Job:
         self.created = time.monotonic()
         self.started: float | None = None
         self.ended: float | None = None
-        self.stop_event = threading.Event()
+        # The Event that asks the job to stop, with Pause/Resume and a learning-rate request on top;
+        # work receives it as its stop Event. A paused job stays RUNNING: it keeps its worker slot.
+        self.stop_event = TrainingControl()
         # A bounded buffer: a page that stops reading cannot make a job grow without limit.
         self._events: collections.deque[Any] = collections.deque(maxlen=max_events)
         self.dropped_events = 0
@@ -146,6 +149,11 @@ class Job:
                     self._future.cancel()
         if cancelled:
             self._state_changed()
+
+    @property
+    def control(self) -> TrainingControl:
+        """Pause/Resume and the learning rate of this job (the same object as its stop Event)."""
+        return self.stop_event
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job is done (for tests and scripts); true if it is."""

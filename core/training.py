@@ -11,7 +11,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import keras
 
-from core.events import BatchEnded, EpochEnded, TrainingEvent, TrainingStopped
+from core.control import TrainingControl
+from core.events import (
+    BatchEnded,
+    EpochEnded,
+    LearningRateChanged,
+    TrainingEvent,
+    TrainingPaused,
+    TrainingResumed,
+    TrainingStopped,
+)
 
 EventSink = Callable[[TrainingEvent], None]
 # A run sends at most this many batch events per epoch, evenly spaced; each averages the batches since
@@ -96,7 +105,11 @@ def _ignore(event: TrainingEvent) -> None:
 
 
 class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has no stubs.
-    """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss."""
+    """Sends batch and epoch events, stops on request and stops (keeping weights) on a NaN loss.
+
+    When `stop` is a `TrainingControl` it also pauses at a batch end on request (blocking until Resume
+    or Stop) and applies a requested learning rate before the next batch.
+    """
 
     def __init__(
         self,
@@ -136,6 +149,22 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         self._batches = int(self.params.get("steps") or 0)
         self._stride = max(1, math.ceil(self._batches / self.max_batch_points))
         self._good_weights = self.model.get_weights()
+        if isinstance(self.stop, TrainingControl):
+            rate, fixed_reason = _settable_learning_rate(self.model.optimizer)
+            self.stop.training_started(learning_rate=rate, fixed_reason=fixed_reason)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.stopped_reason is not None:
+            # Stopped at an epoch's start: not one more batch.
+            raise _StoppedInsideEpoch
+        if not isinstance(self.stop, TrainingControl):
+            return
+        rate = self.stop.take_requested_rate()
+        if rate is not None:
+            # Keras 3 keeps a float rate in a Variable that the compiled train step reads each batch.
+            self.model.optimizer.learning_rate.assign(rate)
+            changed = LearningRateChanged(epoch=self._epoch, step=self._step + 1, learning_rate=rate)
+            self.on_event(changed)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
@@ -148,11 +177,6 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
         self._reported = (0.0, 0.0, 0.0)
         self._epoch_batches = 0
         self._check_stop()
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.stopped_reason is not None:
-            # Stopped at an epoch's start: not one more batch.
-            raise _StoppedInsideEpoch
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self._stopped_inside_epoch:
@@ -175,6 +199,7 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
             return
         if (batch + 1) % self._stride == 0 or batch + 1 == self._batches:
             self._report_batches(batch + 1, loss, float(logs.get("accuracy", math.nan)))
+        self._pause_if_asked(batch + 1)
         self._check_stop(inside_epoch=True)
 
     def _report_batches(self, batch: int, mean_loss: float, mean_accuracy: float) -> None:
@@ -199,6 +224,17 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
                 accuracy=(seen * mean_accuracy - accuracy_sum) / covered,
             )
         )
+
+    def _pause_if_asked(self, batch: int) -> None:
+        if not isinstance(self.stop, TrainingControl):
+            return
+        paused = TrainingPaused(epoch=self._epoch, batch=batch, batches=self._batches, step=self._step)
+        started = time.perf_counter()
+        if self.stop.wait_while_paused(lambda: self.on_event(paused)):
+            # Time spent paused is not training time: leave it out of the epoch's seconds (and ETA).
+            self._epoch_started += time.perf_counter() - started
+            if not self.stop.is_set():
+                self.on_event(TrainingResumed(epoch=self._epoch, step=self._step))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._diverged:
@@ -235,6 +271,21 @@ class LiveCallback(keras.callbacks.Callback):  # type: ignore[misc]  # Keras has
                 TrainingStopped(epoch=self._epoch, reason=reason, batch=batch, batches=batches)
             )
         self.model.stop_training = True
+
+
+def _settable_learning_rate(optimizer: Any) -> tuple[float | None, str | None]:
+    """(rate, None) when the optimizer's rate is a plain value, else (None, why it cannot be set)."""
+    # Keras 3 keeps a schedule (or a callable) in `_learning_rate` and refuses assignments to it.
+    current = getattr(optimizer, "_learning_rate", None)
+    if isinstance(current, keras.optimizers.schedules.LearningRateSchedule) or callable(current):
+        return None, (
+            "This run's recipe sets its learning rate by a schedule (warm-up, then cosine decay), so "
+            "it cannot be changed by hand; train with the keras recipe to change it."
+        )
+    try:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate)), None
+    except (AttributeError, TypeError, ValueError):
+        return None, "This optimizer's learning rate cannot be read, so it cannot be changed."
 
 
 def fit_live(

@@ -17,6 +17,8 @@ from core.mnist import MnistData
 from core.settings import check_choice
 
 if TYPE_CHECKING:
+    import keras
+
     from core.addition import AdditionConfig, AdditionResult
     from core.digits import DigitsConfig, DigitsResult
     from core.training import TrainingResult
@@ -94,20 +96,24 @@ class PortableResult:
 
 def to_portable(task: str, result: TrainingResult) -> PortableResult:
     """Pack a result for the trip: the model saved in the `.keras` format (compiled, with weights)."""
-    import os
-    import tempfile
-
     fields = {
         field.name: getattr(result, field.name)
         for field in dataclasses.fields(result)  # type: ignore[arg-type]  # Results are dataclasses.
         if field.name != "model"
     }
-    with tempfile.TemporaryDirectory(prefix="ltl-result-") as directory:
+    return PortableResult(task=task, fields=fields, model_bytes=keras_bytes(result.model))
+
+
+def keras_bytes(model: keras.Model) -> bytes:
+    """The model as a `.keras` file's bytes (architecture, compiled state and weights)."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ltl-keras-") as directory:
         path = os.path.join(directory, "model.keras")
-        result.model.save(path)
+        model.save(path)
         with open(path, "rb") as saved:
-            model_bytes = saved.read()
-    return PortableResult(task=task, fields=fields, model_bytes=model_bytes)
+            return saved.read()
 
 
 def from_portable(portable: PortableResult) -> AdditionResult | DigitsResult:

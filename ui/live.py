@@ -17,6 +17,7 @@ import streamlit.components.v1 as components
 
 from core.jobs import Job, JobRunner, JobState
 from core.settings import env_number
+from ui.controls_view import run_controls_ui
 from ui.runs import RunRecord, format_seconds
 
 # Seconds between fragment reruns while a job is live; each rerun costs the server a script run.
@@ -180,6 +181,7 @@ def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
             if job is not None:
                 job.cancel()
             st.rerun()  # Show "Stopping…" at once.
+        run_controls_ui(run, job, key=key)  # Pause/Resume and the learning rate (ui/controls_view.py).
         leave_guard_ui()
         return
     unit = run.unit.lower()

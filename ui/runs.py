@@ -13,8 +13,11 @@ from core.events import (
     EpochEnded,
     ErrorBreakdown,
     FiltersSnapshot,
+    LearningRateChanged,
     SamplesDecoded,
     TrainingEvent,
+    TrainingPaused,
+    TrainingResumed,
     TrainingStopped,
 )
 from core.personal import FinetuneConfig
@@ -54,6 +57,8 @@ class RunRecord:
     saved_name: str | None = None
     filters: list[FiltersSnapshot] = field(default_factory=list)  # First conv layer, once per epoch.
     breakdowns: list[ErrorBreakdown] = field(default_factory=list)  # Addition errors, once per epoch.
+    paused: TrainingPaused | None = None  # Where the run is paused now (None while it trains).
+    learning_rates: list[LearningRateChanged] = field(default_factory=list)  # Changes made by hand.
 
     def apply(self, events: list[TrainingEvent]) -> None:
         """Fold drained events into the record."""
@@ -75,6 +80,12 @@ class RunRecord:
                     self.filters.append(event)
                 case ErrorBreakdown():
                     self.breakdowns.append(event)
+                case TrainingPaused():
+                    self.paused = event
+                case TrainingResumed():
+                    self.paused = None
+                case LearningRateChanged():
+                    self.learning_rates.append(event)
 
     def release(self) -> None:
         """Drop the model and result (the session ended); the curves stay."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import socket
 import threading
@@ -17,7 +18,14 @@ from core.dask_backend import (
     security_from_environment,
 )
 from core.digits import DigitsConfig, DigitsResult
-from core.events import BatchEnded, EpochEnded
+from core.events import (
+    BatchEnded,
+    EpochEnded,
+    LearningRateChanged,
+    TrainingPaused,
+    TrainingResumed,
+    TrainingStopped,
+)
 from core.jobs import JobRunner, JobState
 from core.local_cluster import LoopbackCluster, free_port
 from core.mnist import MnistData, cached_mnist
@@ -120,6 +128,50 @@ def test_an_addition_job_on_the_cluster_looks_like_one_on_threads(cluster_runner
     assert isinstance(remote.result, AdditionResult)
     assert result_shape(remote.result) == result_shape(local.result)
     assert len(remote.result.samples.samples) == 2
+
+
+class Heard:
+    """A job listener that sets an Event the first time one owner's job emits an event of each kind."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.events: list = []
+        self.kinds: dict[type, threading.Event] = collections.defaultdict(threading.Event)
+
+    def job_event(self, job, event) -> None:
+        if job.owner == self.owner:
+            self.events.append(event)
+            self.kinds[type(event)].set()
+
+    def job_state(self, job) -> None:
+        pass
+
+
+def test_a_cluster_job_pauses_takes_a_new_rate_resumes_and_stops(cluster_runner):
+    config = dataclasses.replace(TINY_ADDITION, iterations=300)
+    heard = Heard("controls")
+    cluster_runner.add_listener(heard)
+    job = cluster_runner.submit(
+        TrainingSpec(task="addition", config=config), owner="controls", kind="addition"
+    )
+    try:
+        assert heard.kinds[BatchEnded].wait(DEADLINE)
+        job.control.pause()
+        assert heard.kinds[TrainingPaused].wait(DEADLINE)
+        # The worker told this server its rate before it paused, so the rate can be changed now.
+        assert job.control.learning_rate == pytest.approx(0.001)
+        assert job.state is JobState.RUNNING
+        assert job.control.request_learning_rate(0.005) == 0.005
+        job.control.resume()
+        assert heard.kinds[TrainingResumed].wait(DEADLINE)
+        assert heard.kinds[LearningRateChanged].wait(DEADLINE)
+        (changed,) = [e for e in heard.events if isinstance(e, LearningRateChanged)]
+        paused = next(e for e in heard.events if isinstance(e, TrainingPaused))
+        assert changed.learning_rate == 0.005 and changed.step > paused.step
+    finally:
+        job.cancel()
+    assert job.wait(DEADLINE) and job.state is JobState.CANCELLED
+    assert any(isinstance(event, TrainingStopped) for event in heard.events)
 
 
 def worker_fetch_counts() -> dict[str, int]:
