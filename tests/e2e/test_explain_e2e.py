@@ -68,5 +68,5 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     # conv_1 and conv_2's maps, the dense layer's units and the first layer's filters.
     expect(inside.get_by_test_id("stVegaLiteChart")).to_have_count(4, timeout=60_000)
     screenshot(page, "explain_1400")
-    page.screenshot(path="docs/explain.png", clip=section_clip(page, why, inside))
+    page.screenshot(path="docs/explain.png", full_page=True, clip=section_clip(page, why, inside))
     del digit
