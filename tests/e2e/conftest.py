@@ -76,3 +76,29 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
             return condition()
         paced.wait(interval)
     return True
+
+
+def draw_stroke(page, canvas, points):
+    """Drag the mouse through `points` (fractions of the canvas) like a person drawing."""
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + points[0][0] * box["width"], y + points[0][1] * box["height"])
+    page.mouse.down()
+    for fraction_x, fraction_y in points[1:]:
+        page.mouse.move(x + fraction_x * box["width"], y + fraction_y * box["height"], steps=4)
+    page.mouse.up()
+
+
+def drawing_square(page, *, timeout=60_000):
+    """The drawing square's host element, once its script has set up the canvas (in its shadow root)."""
+    square = page.locator("[class*='st-key-digits_canvas_']").first
+    # The script marks the canvas with the version it drew; before that, a stroke would find no listener.
+    expect(square.locator("canvas[data-version]")).to_be_visible(timeout=timeout)
+    square.scroll_into_view_if_needed()
+    return square
+
+
+def draw_a_one(page):
+    """Draw a "1": one vertical stroke down the middle of the canvas."""
+    square = drawing_square(page, timeout=15_000)
+    draw_stroke(page, square, [(0.5, 0.15 + step * 0.035) for step in range(21)])
