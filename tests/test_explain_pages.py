@@ -114,12 +114,13 @@ def test_fine_tuning_runs_through_the_runner_and_shows_before_and_after(mnist_di
 
 
 def addition_script():
+    from core.addition import AdditionConfig
     from core.events import BreakdownRow, DecodedSample, ErrorBreakdown, SamplesDecoded
     from ui.addition_errors_view import breakdown_ui
     from ui.addition_view import samples_ui
     from ui.runs import RunRecord
 
-    run = RunRecord(label="#1", job_id="gone", config={})
+    run = RunRecord(label="#1", job_id="gone", config=AdditionConfig(iterations=5))
     run.apply(
         [
             SamplesDecoded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import altair as alt
@@ -9,7 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from core.events import SamplesDecoded
+from ui.charts import spec_without_data, with_domains
 from ui.runs import RunRecord
+
+BREAKDOWN_COLUMNS = ["iteration", "group", "value", "exact_match", "problems"]
+# The two breakdown charts: which rows each draws and its title.
+BREAKDOWN_CHARTS = (
+    ("carries", "Exact match by number of carries"),
+    ("length", "Exact match by longer operand's digits"),
+)
 
 
 def confidence_colour(confidence: float) -> str:
@@ -39,46 +48,52 @@ def confidence_table(samples: SamplesDecoded) -> Any:
     return table.style.apply(lambda _: styles, axis=None)
 
 
-def breakdown_ui(run: RunRecord | None) -> None:
-    """Exact match on the held-out sums by number of carries and by operand length, and hardest sums."""
-    if run is None or not run.breakdowns:
-        return
-    latest = run.breakdowns[-1]
+@functools.lru_cache(maxsize=4)
+def _breakdown_spec(*, group: str, title: str) -> dict[str, Any]:
+    chart = (
+        alt.Chart(pd.DataFrame(columns=BREAKDOWN_COLUMNS), title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("iteration:Q", title="Iteration", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("exact_match:Q", title="Exact match"),
+            color=alt.Color("value:O", title=group.capitalize()),
+            tooltip=["iteration:Q", "value:O", "problems:Q", alt.Tooltip("exact_match:Q", format=".1%")],
+        )
+        .properties(height=240)
+    )
+    return spec_without_data(chart)
+
+
+def breakdown_frame(run: RunRecord) -> pd.DataFrame:
+    """Long table of every iteration's breakdown rows: iteration, group, value, exact match, problems."""
     rows = [
         (event.epoch, row.group, row.value, row.exact_match, row.total)
         for event in run.breakdowns
         for row in event.rows
     ]
-    frame = pd.DataFrame(rows, columns=["iteration", "group", "value", "exact_match", "problems"])
-    left, right = st.columns(2)
-    for container, group, title in (
-        (left, "carries", "Exact match by number of carries"),
-        (right, "length", "Exact match by longer operand's digits"),
+    return pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
+
+
+def breakdown_specs(run: RunRecord) -> list[dict[str, Any]]:
+    """The breakdown charts' specs: the same from poll to poll while the run trains (ui/charts.py)."""
+    last = max((event.epoch for event in run.breakdowns), default=1)
+    iterations = (1.0, float(max(2, run.planned_epochs, last)))
+    return [
+        with_domains(_breakdown_spec(group=group, title=title), x=iterations, y=(0.0, 1.0))
+        for group, title in BREAKDOWN_CHARTS
+    ]
+
+
+def breakdown_ui(run: RunRecord | None) -> None:
+    """Exact match on the held-out sums by number of carries and by operand length, and hardest sums."""
+    if run is None or not run.breakdowns:
+        return
+    latest = run.breakdowns[-1]
+    frame = breakdown_frame(run)
+    for container, spec, (group, _) in zip(
+        st.columns(2), breakdown_specs(run), BREAKDOWN_CHARTS, strict=True
     ):
-        data = frame[frame["group"] == group]
-        chart = (
-            alt.Chart(data, title=title)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X(
-                    "iteration:Q",
-                    title="Iteration",
-                    axis=alt.Axis(tickMinStep=1, format="d"),
-                    # Written out, not taken from the data: see ui.charts.with_domains.
-                    scale=alt.Scale(domain=[1, max(2, int(frame["iteration"].max()))]),
-                ),
-                y=alt.Y("exact_match:Q", title="Exact match", scale=alt.Scale(domain=[0, 1])),
-                color=alt.Color("value:O", title=group.capitalize()),
-                tooltip=[
-                    "iteration:Q",
-                    "value:O",
-                    "problems:Q",
-                    alt.Tooltip("exact_match:Q", format=".1%"),
-                ],
-            )
-            .properties(height=240)
-        )
-        container.altair_chart(chart, width="stretch")
+        container.vega_lite_chart(frame[frame["group"] == group], spec, width="stretch")
     if latest.hardest:
         st.markdown(
             f"**Hardest held-out sums after iteration {latest.epoch}** (least likely right answer)"

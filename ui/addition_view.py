@@ -250,14 +250,18 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
     )
     chosen = [run for run in runs if run.label in shown] or [active]
     frame = pd.concat([epoch_frame(chosen), exact_match_frame(chosen)], ignore_index=True)
+    planned = max(run.planned_epochs for run in chosen)
     left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Loss", container=left, help=CHART_HELP["loss"])
+    metric_chart(
+        frame, metric="loss", title="Loss", container=left, help=CHART_HELP["loss"], planned=planned
+    )
     metric_chart(
         frame,
         metric="seconds",
         title="Seconds per iteration",
         container=right,
         help=CHART_HELP["seconds"],
+        planned=planned,
     )
     left, right = st.columns(2)
     metric_chart(
@@ -266,6 +270,7 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
         title="Accuracy (per character)",
         container=left,
         help=CHART_HELP["character accuracy"],
+        planned=planned,
     )
     metric_chart(
         frame,
@@ -273,6 +278,7 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
         title="Exact match (held-out sums)",
         container=right,
         help=CHART_HELP["exact match"],
+        planned=planned,
     )
     samples_ui(active)
     breakdown_ui(active)

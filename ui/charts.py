@@ -2,7 +2,10 @@
 
 A page polled every second redraws its charts each time. Turning an Altair chart into Vega-Lite costs
 ~15 ms of GIL-holding Python per chart, which training threads feel, so each chart's spec is built once
-with Altair and cached; every poll only sends the new rows to `st.vega_lite_chart`.
+with Altair and cached; every poll only sends the new rows to `st.vega_lite_chart`. The spec a poll
+sends also stays the same from poll to poll while a run trains (axes span the planned epochs, rates
+span 0 to 1, other axes grow in coarse steps): a changed spec makes the browser parse and compile a new
+Vega view on the cores that train, an unchanged one only swaps the view's rows.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ RUN_COLOURS = [
 RUN_SCALE = alt.Scale(range=RUN_COLOURS)
 
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
+# Metrics that are shares (0 to 1): their axis is always that, so a rising accuracy never changes it.
+SHARE_METRICS = frozenset({"accuracy", "exact match"})
+# Axis tops of other metrics come from these times a power of ten: they change only in coarse steps.
+AXIS_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 BATCH_COLUMNS = ["run", "step", "value"]
 
 # "What am I looking at": one line under each chart. Train is the solid line, validation the dashed.
@@ -110,16 +117,36 @@ def with_domains(spec: dict[str, Any], **domains: tuple[float, float]) -> dict[s
     return spec
 
 
-def value_domains(data: pd.DataFrame, *, x: str) -> dict[str, tuple[float, float]]:
-    """Domains of `x` and of `value` (from zero, as Vega-Lite's default) covering every row."""
+def axis_top(value: float) -> float:
+    """The smallest of `AXIS_STEPS` times a power of ten at or above `value` (itself if not above 0)."""
+    if not (math.isfinite(value) and value > 0):
+        return value
+    scale = 10.0 ** math.floor(math.log10(value))
+    # Rounded so 2.5 x 10^-1 is 0.25, not 0.25000000000000006 (a new spec for the same axis).
+    return next(round(step * scale, 12) for step in AXIS_STEPS if round(step * scale, 12) >= value)
+
+
+def value_domains(
+    data: pd.DataFrame, *, x: str, planned: int | None = None, share: bool = False
+) -> dict[str, tuple[float, float]]:
+    """Domains of `x` (to the `planned` end, if given) and of `value` (from zero) covering every row.
+
+    A `share` (0 to 1) spans 0 to 1; any other value's top is `axis_top` of its largest.
+    """
     values = data["value"].astype(float)
-    return {
-        "x": (float(data[x].min()), float(data[x].max())),
-        "y": (min(0.0, float(values.min())), float(values.max())),
-    }
+    low, high = min(0.0, float(values.min())), float(values.max())
+    if share and 0.0 <= low and high <= 1.0:
+        low, high = 0.0, 1.0
+    else:
+        low, high = -axis_top(-low) if low < 0 else low, axis_top(high)
+    first, last = float(data[x].min()), float(data[x].max())
+    if planned is not None:
+        first, last = min(1.0, first), max(float(planned), last)
+    return {"x": (first, last), "y": (low, high)}
 
 
-def _spec_without_data(chart: alt.Chart) -> dict[str, Any]:
+def spec_without_data(chart: alt.Chart) -> dict[str, Any]:
+    """The Vega-Lite spec of `chart` without its rows (they are sent apart, see the module's doc)."""
     spec = chart.to_dict()
     spec.pop("data", None)
     spec.pop("datasets", None)
@@ -140,7 +167,7 @@ def _metric_spec(*, metric: str, title: str, x_title: str, points: bool) -> dict
         )
         .properties(height=260)
     )
-    return _spec_without_data(chart)
+    return spec_without_data(chart)
 
 
 @functools.lru_cache(maxsize=8)
@@ -156,7 +183,7 @@ def _batch_spec(*, metric: str) -> dict[str, Any]:
         )
         .properties(height=220)
     )
-    return _spec_without_data(chart)
+    return spec_without_data(chart)
 
 
 def metric_chart(
@@ -167,19 +194,38 @@ def metric_chart(
     x_title: str = "Iteration",
     container: Any = st,
     help: str | None = None,
+    planned: int | None = None,
 ) -> None:
-    """Draw lines of one metric per run (colour) and split (dash), with a line saying what they show."""
+    """Draw lines of one metric per run (colour) and split (dash), with a line saying what they show.
+
+    `planned` is the number of epochs the runs were asked for: the x axis spans them from the start.
+    """
     data = frame[frame["metric"] == metric]
     if data.empty:
         # An empty chart shows a lone "0.000000" tick and bare legends: say when it will fill instead.
         container.caption(f"{title}: appears after the first {x_title.lower()}.")
         return
     spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
-    container.vega_lite_chart(
-        data, with_domains(spec, **value_domains(data, x="epoch")), width="stretch"
-    )
+    domains = value_domains(data, x="epoch", planned=planned, share=metric in SHARE_METRICS)
+    container.vega_lite_chart(data, with_domains(spec, **domains), width="stretch")
     if help:
         container.caption(help)
+
+
+def loss_and_accuracy_ui(
+    frame: pd.DataFrame, run: RunRecord, *, titles: tuple[str, str], help: bool = True
+) -> None:
+    """Per-epoch loss (left) and accuracy (right) of `run` side by side, titled `titles`."""
+    for container, metric, title in zip(st.columns(2), ("loss", "accuracy"), titles, strict=True):
+        metric_chart(
+            frame,
+            metric=metric,
+            title=title,
+            x_title="Epoch",
+            container=container,
+            help=CHART_HELP[metric] if help else None,
+            planned=run.planned_epochs,
+        )
 
 
 def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> None:
@@ -190,13 +236,8 @@ def batch_chart(runs: list[RunRecord], *, metric: str, container: Any = st) -> N
         return
     data = pd.DataFrame(rows, columns=BATCH_COLUMNS)
     # The planned steps of the run, so the axis does not change (and redraw the chart) on every poll.
-    planned = [
-        run.batches[-1].batches * epochs
-        for run in runs
-        if run.batches and isinstance(epochs := getattr(run.config, "epochs", None), int)
-    ]
-    domains = value_domains(data, x="step")
-    domains["x"] = (1.0, float(max([*planned, int(data["step"].max())])))
+    planned = max(run.batches[-1].batches * run.planned_epochs for run in runs if run.batches)
+    domains = value_domains(data, x="step", planned=planned, share=metric == "accuracy")
     container.vega_lite_chart(data, with_domains(_batch_spec(metric=metric), **domains), width="stretch")
     container.caption(CHART_HELP["batch"])
 

@@ -22,11 +22,10 @@ from core.jobs import JobState, QueueFullError
 from core.mnist import MnistData, MnistNotFoundError, cached_mnist, load_mnist_from_uploads
 from core.reader import DigitReader, fast_reader, keras_reader
 from ui.charts import (
-    CHART_HELP,
     batch_chart,
     confusion_chart,
     epoch_frame,
-    metric_chart,
+    loss_and_accuracy_ui,
     per_class_chart,
     probability_chart,
 )
@@ -180,18 +179,8 @@ def charts_ui(active: RunRecord) -> None:
     left, right = st.columns(2)
     batch_chart([active], metric="loss", container=left)
     batch_chart([active], metric="accuracy", container=right)
-    frame = epoch_frame([active])
-    left, right = st.columns(2)
-    for container, metric in ((left, "loss"), (right, "accuracy")):
-        title = f"{metric.capitalize()} per epoch"
-        metric_chart(
-            frame,
-            metric=metric,
-            title=title,
-            x_title="Epoch",
-            container=container,
-            help=CHART_HELP[metric],
-        )
+    titles = ("Loss per epoch", "Accuracy per epoch")
+    loss_and_accuracy_ui(epoch_frame([active]), active, titles=titles)
     filters_live_ui(active)
 
 

@@ -28,17 +28,22 @@ CHART_POLLS = 2
 LEAVE_WARNING = (
     "Reloading or leaving this page drops this run and its model: save it first (after Stop) to keep it."
 )
-# Installs, once per browser tab, a handler in the app's own window (not in this component's frame,
-# which goes when the run ends) that asks before unloading while the warning above is shown.
+# Installs, once per browser tab, a handler in the app's own window that asks before unloading while
+# the warning above is shown. The handler is added by a script element run in the app's window, not by
+# this component's frame: Chromium drops a listener whose registering frame has gone, and the frame
+# goes whenever the status block is laid out anew (a Pause button appearing) and when the run ends.
 LEAVE_GUARD = f"""<script>
 const app = window.parent;
 if (!app.ltlLeaveGuard) {{
   app.ltlLeaveGuard = true;
-  app.addEventListener("beforeunload", new app.Function("event", `
+  const guard = app.document.createElement("script");
+  guard.textContent = `window.addEventListener("beforeunload", (event) => {{
     if (document.body.innerText.includes({LEAVE_WARNING[:40]!r})) {{
       event.preventDefault();
       event.returnValue = "";
-    }}`));
+    }}
+  }});`;
+  app.document.head.appendChild(guard);
 }}
 </script>"""
 

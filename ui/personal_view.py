@@ -18,7 +18,7 @@ from core.personal import (
     finetune_digits,
     load_npz,
 )
-from ui.charts import epoch_frame, metric_chart
+from ui.charts import epoch_frame, loss_and_accuracy_ui
 from ui.live import live_run_ui
 from ui.resources import get_runner, session_handle, session_runs
 from ui.runs import RunRecord
@@ -175,6 +175,4 @@ def finetune_charts_ui(active: RunRecord) -> None:
         return
     frame = epoch_frame([active])
     frame["split"] = frame["split"].replace({"validation": "my held-out digits"})
-    left, right = st.columns(2)
-    metric_chart(frame, metric="loss", title="Fine-tune loss", x_title="Epoch", container=left)
-    metric_chart(frame, metric="accuracy", title="Fine-tune accuracy", x_title="Epoch", container=right)
+    loss_and_accuracy_ui(frame, active, titles=("Fine-tune loss", "Fine-tune accuracy"), help=False)

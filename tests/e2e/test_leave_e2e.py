@@ -16,6 +16,9 @@ def test_reloading_while_a_run_trains_asks_first_and_the_status_says_why(server,
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Iteration \d+ of 1000"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile("Reloading or leaving this page drops"))).to_be_visible()
+    # The warning is text the page shows at once; the guard is a script its component frame runs a
+    # moment later (on a busy machine, after the text): wait for it to be installed in the app window.
+    page.wait_for_function("() => window.ltlLeaveGuard === true")
     # The browser asks before the page (and the run with it) goes.
     with page.expect_event("dialog") as dialog_info:
         page.close(run_before_unload=True)

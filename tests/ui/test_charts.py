@@ -103,3 +103,58 @@ def test_metric_and_batch_specs_carry_their_domains_so_an_empty_first_run_logs_n
     # A single point still gets a usable domain, and the x axis spans the planned 3 x 10 batches.
     assert spec["encoding"]["x"]["scale"]["domain"] == [1, 30]
     assert spec["encoding"]["y"]["scale"]["domain"] == [0, 2]
+
+
+def test_a_training_runs_chart_specs_stay_the_same_from_poll_to_poll():
+    # A changed spec makes the browser build the Vega view again (a parse and compile on the cores
+    # that train); an unchanged one only gets its rows replaced. Polls while a run trains: new
+    # epochs, loss falling, accuracy and exact match rising, one slow first iteration.
+    from core.addition import AdditionConfig
+    from core.events import BatchEnded, BreakdownRow, EpochEnded, ErrorBreakdown
+    from ui.addition_errors_view import breakdown_specs
+    from ui.charts import batch_chart, epoch_frame, exact_match_frame, metric_chart
+    from ui.runs import RunRecord
+
+    run = RunRecord(label="#1", job_id="live", config=AdditionConfig(iterations=30), unit="Iteration")
+
+    def poll(epochs: int) -> list[dict]:
+        run.epochs = [
+            EpochEnded(
+                epoch=epoch,
+                epochs=30,
+                loss=2.0 / epoch,
+                accuracy=0.3 + epoch / 50,
+                val_loss=2.1 / epoch,
+                val_accuracy=0.28 + epoch / 50,
+                seconds=3.0 if epoch == 1 else 1.0 + epoch / 100,
+            )
+            for epoch in range(1, epochs + 1)
+        ]
+        run.batches = [
+            BatchEnded(
+                epoch=epoch, batch=1, batches=36, step=epoch * 36, loss=2 / epoch, accuracy=epoch / 40
+            )
+            for epoch in range(1, epochs + 1)
+        ]
+        run.breakdowns = [
+            ErrorBreakdown(
+                epoch=epoch,
+                rows=(BreakdownRow("carries", 0, 50, epoch), BreakdownRow("length", 3, 50, epoch)),
+            )
+            for epoch in range(1, epochs + 1)
+        ]
+        container = RecordingContainer()
+        frame = pd.concat([epoch_frame([run]), exact_match_frame([run])], ignore_index=True)
+        for metric in ("loss", "accuracy", "exact match", "seconds"):
+            metric_chart(frame, metric=metric, title=metric, container=container, planned=30)
+        batch_chart([run], metric="loss", container=container)
+        batch_chart([run], metric="accuracy", container=container)
+        return [spec for _, spec in container.charts] + breakdown_specs(run)
+
+    before = poll(3)
+    for epochs in (4, 5, 9, 12):
+        assert poll(epochs) == before, f"a chart's spec changed at epoch {epochs}"
+    # Data outside the domain still widens it: a loss above the axis is never cut off.
+    run_specs = poll(12)
+    assert run_specs[0]["encoding"]["y"]["scale"]["domain"][1] >= 2.1
+    assert run_specs[0]["encoding"]["x"]["scale"]["domain"] == [1, 30]
