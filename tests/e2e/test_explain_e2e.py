@@ -74,6 +74,15 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     runner_up = vega.filter(has_text=re.compile(r"Why not a \d\?"))
     expect(runner_up).to_have_count(1)
     expect(runner_up).not_to_have_text(re.compile(f"Why not a {digit}\\?"))
+    # Square, not stretched to the column's width: the drawn overlay is no wider than it is tall (its
+    # title sits on top), and both overlays have the same size.
+    overlays = [vega.filter(has_text=f"Why a {digit}?"), runner_up]
+    for overlay in overlays:
+        expect(overlay.locator("canvas, svg").first).to_be_visible()
+    boxes = [overlay.locator("canvas, svg").first.bounding_box() for overlay in overlays]
+    for box in boxes:
+        assert box["width"] <= box["height"], boxes
+    assert boxes[0]["width"] == boxes[1]["width"], boxes
     page.get_by_text(EXPLAIN_CHARTS).click()
     inside = page.get_by_test_id("stExpander").filter(has_text=EXPLAIN_CHARTS)
     # conv_1 and conv_2's maps, the dense layer's units and the first layer's filters.
