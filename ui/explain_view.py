@@ -23,6 +23,7 @@ CELL_COLUMNS = ["panel", "index", "row", "column", "value"]
 MAX_FILTER_EPOCHS = 6  # Filter snapshots shown at once while training (the latest ones).
 # Pixels per cell of the 28x28 saliency overlay: a whole number, or cell edges show as seams.
 OVERLAY_CELL = 9
+SALIENCY_PERCENTILE = 95  # Pushes above this percentile get the full colour.
 # ColorBrewer RdBu's ends around a near-white 0: blue pushed away from the digit, red towards it.
 SALIENCY_RANGE = ["#2166ac", "#f7f7f7", "#b2182b"]
 # The drawing under the saliency: a barely grey square (so its 28x28 edge shows), full ink only a light
@@ -89,20 +90,25 @@ def overlay_chart(image: np.ndarray, salient: np.ndarray, *, title: str) -> alt.
     """The 28x28 image in faint grey, the saliency on top: red pushed towards the digit, blue away."""
     frame = _grid_frame(image.reshape(1, 28, 28), ["image"]).rename(columns={"value": "ink"})
     frame["saliency"] = salient.reshape(-1).astype(float)
-    # Symmetric around 0 and scaled by the strongest pixel, so each map uses the whole colour range.
-    peak = float(np.abs(salient).max()) or 1.0
-    frame["strength"] = np.abs(frame["saliency"]) / peak
+    # Symmetric around 0 and scaled to the 95th percentile of the pushes (the few strongest pixels
+    # clamp to full colour), as SmoothGrad's figures clip at a percentile: scaled to the single
+    # strongest pixel, one outlier left every other pixel nearly white.
+    pushes = np.abs(salient[salient != 0])
+    peak = float(np.percentile(pushes, SALIENCY_PERCENTILE)) if pushes.size else 1.0
+    frame["strength"] = np.minimum(np.abs(frame["saliency"]) / peak, 1.0)
     base = alt.Chart(frame).encode(x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None))
     ink = base.mark_rect().encode(
         color=alt.Color("ink:Q", scale=alt.Scale(domain=[0, 1], range=INK_RANGE), legend=None)
     )
     heat = base.mark_rect().encode(
         color=alt.Color(
-            "saliency:Q", scale=alt.Scale(domain=[-peak, 0, peak], range=SALIENCY_RANGE), legend=None
+            "saliency:Q",
+            scale=alt.Scale(domain=[-peak, 0, peak], range=SALIENCY_RANGE, clamp=True),
+            legend=None,
         ),
         # Faint where the push is weak, so the grey drawing shows through.
         opacity=alt.Opacity(
-            "strength:Q", scale=alt.Scale(type="sqrt", domain=[0, 1], range=[0.2, 1]), legend=None
+            "strength:Q", scale=alt.Scale(type="sqrt", domain=[0, 1], range=[0.3, 1]), legend=None
         ),
         tooltip=[
             "row:O",
@@ -162,7 +168,8 @@ def explain_ui(model: Any, image: np.ndarray, prediction: Prediction) -> None:
         st.info(f"This model cannot be looked into: {error}")
         return
     st.markdown(
-        "**Why did it say that?** Red pixels pushed the model towards the digit, blue ones away."
+        "**Why did it say that?** Red pixels pushed the model towards the digit, blue ones away; "
+        "the stronger the push, the deeper the colour. The grey underneath is the drawing."
     )
     left, right = st.columns(2)
     left.altair_chart(overlay_chart(image, towards, title=f"Why a {prediction.digit}?"), width="content")

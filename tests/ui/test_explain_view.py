@@ -37,7 +37,9 @@ def test_the_saliency_overlay_is_a_square_red_blue_map_over_faint_grey_ink():
     heat = layer(spec, "saliency")["encoding"]["color"]["scale"]
     # Diverging around 0, symmetric: blue for the most negative value, red for the most positive.
     low, middle, high = heat["domain"]
-    assert middle == 0 and low == -high and high == np.abs(salient).max()
+    assert middle == 0 and low == -high and 0 < high <= np.abs(salient).max()
+    # Pushes beyond the domain (the few strongest) get the full colour instead of none.
+    assert heat["clamp"] is True
     blue, _, red = (rgb(colour) for colour in heat["range"])
     assert blue[2] > blue[0] + 80 and red[0] > red[2] + 80
     # The ink underneath is a faint grey: even full ink stays light.
