@@ -20,6 +20,7 @@ from core.canvas import Prediction
 from ui.runs import RunRecord
 
 CELL_COLUMNS = ["panel", "index", "row", "column", "value"]
+PANEL_SPACING = 8  # Pixels between small-multiple panels.
 MAX_FILTER_EPOCHS = 6  # Filter snapshots shown at once while training (the latest ones).
 # Pixels per cell of the 28x28 saliency overlay: a whole number, or cell edges show as seams.
 OVERLAY_CELL = 9
@@ -66,7 +67,13 @@ def _grid_spec(*, title: str, columns: int, size: int, diverging: bool) -> dict[
             tooltip=["panel:N", "row:O", "column:O", alt.Tooltip("value:Q", format=".3f")],
         )
         .properties(width=size, height=size)
-        .facet(facet=alt.Facet("panel:N", title=None, sort=order), columns=columns, title=title)
+        # Tight spacing: eight panels a row fit the expander at 1024 px (the default 20 px did not).
+        .facet(
+            facet=alt.Facet("panel:N", title=None, sort=order),
+            columns=columns,
+            title=title,
+            spacing=PANEL_SPACING,
+        )
         .resolve_scale(color="independent")
     )
     spec = chart.to_dict()
@@ -179,9 +186,10 @@ def explain_ui(model: Any, image: np.ndarray, prediction: Prediction) -> None:
         for name in convolutions:
             maps = np.transpose(activations[name], (2, 0, 1))
             size = 60 if maps.shape[1] > 15 else 40
-            grid_chart(
-                maps, [f"{name} #{index + 1}" for index in range(len(maps))], title=name, size=size
-            )
+            # Short labels (the chart's title names the layer): a label wider than its panel widens
+            # the whole column.
+            labels = [f"#{index + 1}" for index in range(len(maps))]
+            grid_chart(maps, labels, title=name, size=size)
         for name, values in activations.items():
             if name in convolutions:
                 continue
