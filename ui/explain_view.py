@@ -20,6 +20,7 @@ from core.canvas import Prediction
 from ui.runs import RunRecord
 
 CELL_COLUMNS = ["panel", "index", "row", "column", "value"]
+OVERLAY_COLUMNS = ["row", "column", "ink", "saliency", "scaled", "strength"]
 PANEL_SPACING = 8  # Pixels between small-multiple panels.
 MAX_FILTER_EPOCHS = 6  # Filter snapshots shown at once while training (the latest ones).
 # Pixels per cell of the 28x28 saliency overlay: a whole number, or cell edges show as seams.
@@ -93,8 +94,8 @@ def grid_chart(
     st.vega_lite_chart(_grid_frame(maps, labels), copy.deepcopy(spec), width="content")
 
 
-def overlay_chart(image: np.ndarray, salient: np.ndarray, *, title: str) -> alt.LayerChart:
-    """The 28x28 image in faint grey, the saliency on top: red pushed towards the digit, blue away."""
+def overlay_frame(image: np.ndarray, salient: np.ndarray) -> pd.DataFrame:
+    """Rows of the overlay: each pixel's ink, saliency and its colour position in [-1, 1]."""
     frame = _grid_frame(image.reshape(1, 28, 28), ["image"]).rename(columns={"value": "ink"})
     frame["saliency"] = salient.reshape(-1).astype(float)
     # Symmetric around 0 and scaled to the 95th percentile of the pushes (the few strongest pixels
@@ -102,15 +103,24 @@ def overlay_chart(image: np.ndarray, salient: np.ndarray, *, title: str) -> alt.
     # strongest pixel, one outlier left every other pixel nearly white.
     pushes = np.abs(salient[salient != 0])
     peak = float(np.percentile(pushes, SALIENCY_PERCENTILE)) if pushes.size else 1.0
-    frame["strength"] = np.minimum(np.abs(frame["saliency"]) / peak, 1.0)
-    base = alt.Chart(frame).encode(x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None))
+    frame["scaled"] = np.clip(frame["saliency"] / peak, -1.0, 1.0)
+    frame["strength"] = np.abs(frame["scaled"])
+    return frame
+
+
+@functools.lru_cache(maxsize=32)
+def overlay_spec(*, title: str) -> dict[str, Any]:
+    """The overlay's spec without data (built once per title: Altair's checks cost ~50 ms a chart)."""
+    base = alt.Chart(pd.DataFrame(columns=OVERLAY_COLUMNS)).encode(
+        x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None)
+    )
     ink = base.mark_rect().encode(
         color=alt.Color("ink:Q", scale=alt.Scale(domain=[0, 1], range=INK_RANGE), legend=None)
     )
     heat = base.mark_rect().encode(
         color=alt.Color(
-            "saliency:Q",
-            scale=alt.Scale(domain=[-peak, 0, peak], range=SALIENCY_RANGE, clamp=True),
+            "scaled:Q",
+            scale=alt.Scale(domain=[-1, 0, 1], range=SALIENCY_RANGE, clamp=True),
             legend=None,
         ),
         # Faint where the push is weak, so the grey drawing shows through.
@@ -125,13 +135,23 @@ def overlay_chart(image: np.ndarray, salient: np.ndarray, *, title: str) -> alt.
         ],
     )
     side = 28 * OVERLAY_CELL
-    return (
+    chart = (
         alt.layer(ink, heat)
         # Each layer its own colour scale: one shared scale drew the saliency in the ink's greys.
         .resolve_scale(color="independent")
         # "pad": width and height are the plot's own, so the title does not squash it off square.
         .properties(width=side, height=side, title=title, autosize=alt.AutoSizeParams(type="pad"))
     )
+    spec = chart.to_dict()
+    spec.pop("data", None)
+    spec.pop("datasets", None)
+    return spec
+
+
+def overlay_ui(image: np.ndarray, salient: np.ndarray, *, title: str, container: Any = st) -> None:
+    """The 28x28 image in faint grey, the saliency on top: red pushed towards the digit, blue away."""
+    spec = copy.deepcopy(overlay_spec(title=title))
+    container.vega_lite_chart(overlay_frame(image, salient), spec, width="content")
 
 
 def dense_chart(name: str, values: np.ndarray) -> tuple[alt.Chart, str]:
@@ -179,8 +199,8 @@ def explain_ui(model: Any, image: np.ndarray, prediction: Prediction) -> None:
         "the stronger the push, the deeper the colour. The grey underneath is the drawing."
     )
     left, right = st.columns(2)
-    left.altair_chart(overlay_chart(image, towards, title=f"Why a {prediction.digit}?"), width="content")
-    right.altair_chart(overlay_chart(image, against, title=f"Why not a {second}?"), width="content")
+    overlay_ui(image, towards, title=f"Why a {prediction.digit}?", container=left)
+    overlay_ui(image, against, title=f"Why not a {second}?", container=right)
     with st.expander("Inside the network: every layer's activations and the first layer's filters"):
         convolutions = explain.convolution_layer_names(model)
         for name in convolutions:

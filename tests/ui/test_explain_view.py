@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ui.explain_view import _grid_frame, _grid_spec, overlay_chart
+from ui.explain_view import _grid_frame, _grid_spec, overlay_frame, overlay_spec
 
 
 def rgb(colour: str) -> tuple[int, int, int]:
@@ -26,7 +26,7 @@ def layer(spec, field):
 
 def test_the_saliency_overlay_is_a_square_red_blue_map_over_faint_grey_ink():
     image, salient = a_one_and_its_saliency()
-    spec = overlay_chart(image, salient, title="Why a 1?").to_dict()
+    spec = overlay_spec(title="Why a 1?")
     # Square: 28x28 equal cells, a whole number of pixels each (fractional cells left seams), and
     # the size is the plot's own ("pad"), not shared with the title.
     assert spec["width"] == spec["height"]
@@ -34,28 +34,28 @@ def test_the_saliency_overlay_is_a_square_red_blue_map_over_faint_grey_ink():
     assert spec["autosize"]["type"] == "pad"
     # The ink and the saliency each keep their own colour scale (one shared scale made both grey).
     assert spec["resolve"]["scale"]["color"] == "independent"
-    heat = layer(spec, "saliency")["encoding"]["color"]["scale"]
-    # Diverging around 0, symmetric: blue for the most negative value, red for the most positive.
+    heat = layer(spec, "scaled")["encoding"]["color"]["scale"]
+    # Diverging around 0, symmetric: blue for the most negative value, red for the most positive;
+    # pushes beyond the domain (the few strongest) get the full colour instead of none.
     low, middle, high = heat["domain"]
-    assert middle == 0 and low == -high and 0 < high <= np.abs(salient).max()
-    # Pushes beyond the domain (the few strongest) get the full colour instead of none.
-    assert heat["clamp"] is True
+    assert middle == 0 and low == -high and high > 0 and heat["clamp"] is True
     blue, _, red = (rgb(colour) for colour in heat["range"])
     assert blue[2] > blue[0] + 80 and red[0] > red[2] + 80
     # The ink underneath is a faint grey: even full ink stays light.
     ink = layer(spec, "ink")["encoding"]["color"]["scale"]
     assert ink["domain"] == [0, 1] and min(rgb(ink["range"][-1])) >= 0x99
-    # The saliency values themselves are in the chart's data, row by row.
-    (rows,) = spec["datasets"].values()
-    frame = pd.DataFrame(rows).sort_values(["row", "column"])
+    # The saliency values themselves are in the chart's data, and coloured by sign and size.
+    frame = overlay_frame(image, salient).sort_values(["row", "column"])
+    assert set(frame.columns) >= {"row", "column", "ink", "saliency", "scaled"}
     np.testing.assert_allclose(frame["saliency"].to_numpy(), salient.reshape(-1), rtol=1e-6)
+    np.testing.assert_array_equal(np.sign(frame["scaled"]), np.sign(frame["saliency"]))
+    assert frame["scaled"].max() == high and frame["scaled"].min() > low  # Red towards, fainter blue.
 
 
-def test_a_flat_saliency_map_still_gets_a_valid_symmetric_domain():
+def test_a_flat_saliency_map_still_gets_finite_colours():
     image, _ = a_one_and_its_saliency()
-    spec = overlay_chart(image, np.zeros((28, 28), dtype=np.float32), title="Why a 1?").to_dict()
-    low, _, high = layer(spec, "saliency")["encoding"]["color"]["scale"]["domain"]
-    assert low == -high and high > 0
+    frame = overlay_frame(image, np.zeros((28, 28), dtype=np.float32))
+    assert np.isfinite(frame["scaled"]).all() and (frame["scaled"] == 0).all()
 
 
 def test_channel_panels_are_ordered_by_number_not_as_text():
