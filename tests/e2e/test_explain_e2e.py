@@ -1,11 +1,12 @@
 """The Digit Recognizer's "why did it say that?" views and "My digits" fine-tuning in a real browser."""
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import draw_stroke, screenshot
+from tests.e2e.conftest import ARTIFACTS, draw_stroke
 
 # Every test here drives the app in headless Chromium: `-m "not e2e"` leaves them out.
 pytestmark = pytest.mark.e2e
@@ -43,6 +44,7 @@ def section_shot(page, path, top, bottom):
     Streamlit scrolls its main column, not the window, so a "full page" screenshot holds only the
     viewport: the viewport is made tall enough for the section first.
     """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": 4000})
     top.scroll_into_view_if_needed()
@@ -74,6 +76,15 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     runner_up = vega.filter(has_text=re.compile(r"Why not a \d\?"))
     expect(runner_up).to_have_count(1)
     expect(runner_up).not_to_have_text(re.compile(f"Why not a {digit}\\?"))
+    # Square, not stretched to the column's width: the drawn overlay is no wider than it is tall (its
+    # title sits on top), and both overlays have the same size.
+    overlays = [vega.filter(has_text=f"Why a {digit}?"), runner_up]
+    for overlay in overlays:
+        expect(overlay.locator("canvas, svg").first).to_be_visible()
+    boxes = [overlay.locator("canvas, svg").first.bounding_box() for overlay in overlays]
+    for box in boxes:
+        assert box["width"] <= box["height"], boxes
+    assert boxes[0]["width"] == boxes[1]["width"], boxes
     page.get_by_text(EXPLAIN_CHARTS).click()
     inside = page.get_by_test_id("stExpander").filter(has_text=EXPLAIN_CHARTS)
     # conv_1 and conv_2's maps, the dense layer's units and the first layer's filters.
@@ -81,10 +92,16 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     expect(charts).to_have_count(4, timeout=60_000)
     for index in range(4):
         expect(charts.nth(index).locator("canvas, svg").first).to_be_visible(timeout=60_000)
-    screenshot(page, "explain_1400")
     section_shot(page, "docs/explain.png", why, inside)
+    # The same section at both widths, to look at: a full-page shot holds only the viewport.
+    section_shot(page, str(ARTIFACTS / "explain_1400.png"), why, inside)
     page.set_viewport_size({"width": 1024, "height": 1000})
-    screenshot(page, "explain_1024")
+    section_shot(page, str(ARTIFACTS / "explain_1024.png"), why, inside)
+    # At 1024 px every grid of panels still fits inside the expander (8 columns once ran past it).
+    right_edge = inside.bounding_box()["x"] + inside.bounding_box()["width"]
+    for index in range(4):
+        box = charts.nth(index).locator("canvas, svg").first.bounding_box()
+        assert box["x"] + box["width"] <= right_edge, (index, box, right_edge)
     page.set_viewport_size({"width": 1400, "height": 1000})
 
     # "My digits": six labelled drawings (two of each), enough to hold some out and fine-tune.
@@ -110,7 +127,8 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     expect(mnist.get_by_test_id("stMetricDelta")).to_have_text(
         re.compile(r"^[+-]\d+\.\d\d% \(was \d+\.\d\d%\)$")
     )
-    screenshot(page, "my_digits_1400")
-    section_shot(page, "docs/my_digits.png", page.get_by_role("heading", name="My digits"), mnist)
+    heading = page.get_by_role("heading", name="My digits")
+    section_shot(page, "docs/my_digits.png", heading, mnist)
+    section_shot(page, str(ARTIFACTS / "my_digits_1400.png"), heading, mnist)
     page.set_viewport_size({"width": 1024, "height": 1000})
-    screenshot(page, "my_digits_1024")
+    section_shot(page, str(ARTIFACTS / "my_digits_1024.png"), heading, mnist)
