@@ -92,8 +92,8 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
     expect(charts).to_have_count(4, timeout=60_000)
     for index in range(4):
         expect(charts.nth(index).locator("canvas, svg").first).to_be_visible(timeout=60_000)
-    section_shot(page, "docs/explain.png", why, inside)
-    # The same section at both widths, to look at: a full-page shot holds only the viewport.
+    # The section at both widths, to look at (a full-page shot holds only the viewport); a test never
+    # writes into the repository: docs/explain.png is a copy of explain_1400.png.
     section_shot(page, str(ARTIFACTS / "explain_1400.png"), why, inside)
     page.set_viewport_size({"width": 1024, "height": 1000})
     section_shot(page, str(ARTIFACTS / "explain_1024.png"), why, inside)
@@ -128,7 +128,6 @@ def test_explain_a_drawing_then_fine_tune_on_my_digits(server, page, mnist_dir):
         re.compile(r"^[+-]\d+\.\d\d% \(was \d+\.\d\d%\)$")
     )
     heading = page.get_by_role("heading", name="My digits")
-    section_shot(page, "docs/my_digits.png", heading, mnist)
     section_shot(page, str(ARTIFACTS / "my_digits_1400.png"), heading, mnist)
     page.set_viewport_size({"width": 1024, "height": 1000})
     section_shot(page, str(ARTIFACTS / "my_digits_1024.png"), heading, mnist)
