@@ -5,7 +5,15 @@ import streamlit as st
 from core.addition import AdditionConfig
 from core.jobs import QueueFullError
 from core.training_spec import TrainingSpec
-from ui.addition_view import ask_ui, charts_ui, form_ui, link_ui, run_metrics, summary_ui
+from ui.addition_view import (
+    ask_ui,
+    charts_ui,
+    form_ui,
+    link_ui,
+    run_metrics,
+    summary_ui,
+    warm_charts,
+)
 from ui.class_view import class_labels, page_lesson
 from ui.controls_view import downloads_ui
 from ui.links import form_values_from_query, link_combination_problem, query_from_config
@@ -61,6 +69,7 @@ if config is not None:
 
 with notice:
     train_notice_ui(runs)
+warm_charts()  # Once per process: the first run's first charts cost its iterations nothing extra.
 live_run_ui(
     runs,
     runner,

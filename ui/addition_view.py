@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pandas as pd
@@ -19,8 +20,9 @@ from core.addition import (
     solve,
 )
 from core.digits import model_summary
-from ui.addition_errors_view import breakdown_ui, confidence_table
-from ui.charts import CHART_HELP, epoch_frame, exact_match_frame, metric_chart
+from core.events import DecodedSample, SamplesDecoded
+from ui.addition_errors_view import breakdown_specs, breakdown_ui, confidence_table
+from ui.charts import CHART_HELP, _metric_spec, epoch_frame, exact_match_frame, metric_chart
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.links import QUERY_FIELDS, query_from_config
 from ui.runs import RunRecord
@@ -239,6 +241,29 @@ def summary_ui(presets: dict) -> None:
         )
 
 
+# The Addition page's metric charts: metric, title and help key, left to right and top to bottom.
+ADDITION_CHARTS = (
+    ("loss", "Loss", "loss"),
+    ("seconds", "Seconds per iteration", "seconds"),
+    ("accuracy", "Accuracy (per character)", "character accuracy"),
+    ("exact match", "Exact match (held-out sums)", "exact match"),
+)
+
+
+@functools.cache
+def warm_charts() -> None:
+    """Build the charts' specs and the sums table's styling once per process, before any run trains.
+
+    The first draw of a run otherwise spends ~250 ms of GIL-holding Python (Altair's spec building and
+    validation, pandas' Styler templates) on the cores and the interpreter the first iterations use.
+    """
+    for metric, title, _ in ADDITION_CHARTS:
+        _metric_spec(metric=metric, title=title, x_title="Iteration", points=True)
+    breakdown_specs(RunRecord(label="warm", job_id="none", config=AdditionConfig()))
+    samples = SamplesDecoded(epoch=1, samples=(DecodedSample("1+2", "3", "3", (0.9,)),))
+    confidence_table(samples).to_html()
+
+
 def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
     """Loss, accuracy and time per iteration of the runs picked for overlay, and the test sums."""
     shown = st.multiselect(
@@ -251,35 +276,16 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
     chosen = [run for run in runs if run.label in shown] or [active]
     frame = pd.concat([epoch_frame(chosen), exact_match_frame(chosen)], ignore_index=True)
     planned = max(run.planned_epochs for run in chosen)
-    left, right = st.columns(2)
-    metric_chart(
-        frame, metric="loss", title="Loss", container=left, help=CHART_HELP["loss"], planned=planned
-    )
-    metric_chart(
-        frame,
-        metric="seconds",
-        title="Seconds per iteration",
-        container=right,
-        help=CHART_HELP["seconds"],
-        planned=planned,
-    )
-    left, right = st.columns(2)
-    metric_chart(
-        frame,
-        metric="accuracy",
-        title="Accuracy (per character)",
-        container=left,
-        help=CHART_HELP["character accuracy"],
-        planned=planned,
-    )
-    metric_chart(
-        frame,
-        metric="exact match",
-        title="Exact match (held-out sums)",
-        container=right,
-        help=CHART_HELP["exact match"],
-        planned=planned,
-    )
+    containers = [*st.columns(2), *st.columns(2)]
+    for container, (metric, title, help_key) in zip(containers, ADDITION_CHARTS, strict=True):
+        metric_chart(
+            frame,
+            metric=metric,
+            title=title,
+            container=container,
+            help=CHART_HELP[help_key],
+            planned=planned,
+        )
     samples_ui(active)
     breakdown_ui(active)
 

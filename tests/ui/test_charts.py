@@ -158,3 +158,16 @@ def test_a_training_runs_chart_specs_stay_the_same_from_poll_to_poll():
     run_specs = poll(12)
     assert run_specs[0]["encoding"]["y"]["scale"]["domain"][1] >= 2.1
     assert run_specs[0]["encoding"]["x"]["scale"]["domain"] == [1, 30]
+
+
+def test_the_addition_charts_are_built_before_the_first_run_asks_for_them():
+    from ui.addition_view import ADDITION_CHARTS, warm_charts
+    from ui.charts import _metric_spec
+
+    _metric_spec.cache_clear()
+    warm_charts.cache_clear()
+    warm_charts()
+    built = _metric_spec.cache_info().misses
+    for metric, title, _ in ADDITION_CHARTS:  # What the first poll of a run draws.
+        _metric_spec(metric=metric, title=title, x_title="Iteration", points=True)
+    assert _metric_spec.cache_info().misses == built == len(ADDITION_CHARTS)
