@@ -159,10 +159,10 @@ def test_addition_answers_are_coloured_by_confidence_and_errors_broken_down():
 
 
 def test_a_closed_session_drops_its_personal_digits():
-    from ui.resources import SessionHandle, _release_session, get_runner
+    from ui.resources import SessionHandle, get_runner, release_session
 
     personal = personal_with(3)
     handle = SessionHandle(owner="test-owner", runner=get_runner())
     handle.personal_sets.append(personal)
-    _release_session(handle)
+    release_session(handle).result(10)
     assert len(personal) == 0 and handle.personal_sets == []

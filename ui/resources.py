@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,26 @@ class SessionHandle:
     personal_sets: list[Any] = field(default_factory=list)
 
 
+# Where closed sessions' memory is freed, one session at a time. Streamlit calls `on_release` on the web
+# server's event loop; a full collection with TensorFlow loaded and malloc_trim take ~0.1-0.3 s there,
+# and a class closing its tabs stalled every page and the health check behind them (py-spy).
+_RELEASES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltl-release")
+
+
 def _release_session(handle: SessionHandle) -> None:
+    """Cancel the session's jobs now; drop its models and data on the release thread."""
+    release_session(handle)
+
+
+def release_session(handle: SessionHandle) -> Future[None]:
+    """As `_release_session`, with the Future of the freeing (tests wait on it)."""
     # Streamlit releases the handle when the browser disconnects, but keeps the session's state for
     # `server.disconnectedSessionTTL` and evicts it only lazily: the models and data must go now.
     handle.runner.cancel_owner(handle.owner)
+    return _RELEASES.submit(_free_session, handle)
+
+
+def _free_session(handle: SessionHandle) -> None:
     for runs in handle.run_lists:
         for run in runs:
             run.release()

@@ -5,7 +5,7 @@ import threading
 from core.addition import AdditionConfig
 from core.jobs import JobRunner, JobState
 from core.runtime import return_freed_memory
-from ui.resources import SessionHandle, _release_session
+from ui.resources import SessionHandle, release_session
 from ui.runs import RunRecord
 
 DEADLINE = 10.0
@@ -30,7 +30,7 @@ def test_releasing_a_session_cancels_its_jobs_and_drops_its_models_and_data():
         handle = SessionHandle(owner="mine", runner=runner, run_lists=[[finished, running]])
         handle.uploaded_mnist = object()
 
-        _release_session(handle)
+        release_session(handle).result(DEADLINE)
 
         assert mine.wait(DEADLINE) and mine.state is JobState.CANCELLED
         assert runner.jobs(owner="mine") == []
@@ -41,6 +41,37 @@ def test_releasing_a_session_cancels_its_jobs_and_drops_its_models_and_data():
         assert theirs.wait(DEADLINE) and theirs.state is JobState.FINISHED
     finally:
         release.set()
+        runner.shutdown()
+
+
+def test_a_session_is_cancelled_at_once_and_freed_off_the_calling_thread(monkeypatch):
+    # Streamlit calls the release on its event loop: the slow part (a full collection and
+    # malloc_trim) must not run there, while the session's jobs must stop at once.
+    import ui.resources as resources
+
+    collected_on = []
+    gate = threading.Event()
+
+    def collect():
+        gate.wait(DEADLINE)  # Held until the caller has seen the release return.
+        collected_on.append(threading.current_thread())
+
+    monkeypatch.setattr(resources.gc, "collect", collect)
+    runner = JobRunner(max_workers=1)
+    try:
+        queued = runner.submit(lambda emit, stop: stop.wait(DEADLINE), owner="mine", kind="addition")
+        run = RunRecord(label="#1", job_id="job-0", config=AdditionConfig(), state="finished")
+        run.model = object()
+        handle = SessionHandle(owner="mine", runner=runner, run_lists=[[run]])
+        freed = release_session(handle)
+        assert queued.stop_event.is_set()  # Cancelled before the call returned.
+        assert not freed.done() and collected_on == []
+        gate.set()
+        freed.result(DEADLINE)
+        assert run.model is None
+        assert collected_on and collected_on[0] is not threading.current_thread()
+    finally:
+        gate.set()
         runner.shutdown()
 
 
