@@ -20,10 +20,13 @@ from tests.e2e.conftest import screenshot, wait_until
 pytestmark = pytest.mark.e2e
 
 SESSIONS = 6
+# Long enough that four of the six jobs wait for a worker, short enough to keep the suite quick.
+ITERATIONS = 20
 TINY = (
     "digits=1&training_size=55&rnn_type=SimpleRNN&hidden_size=8&batch_size=16"
-    "&iterations=60&test_examples=2"
+    f"&iterations={ITERATIONS}&test_examples=2"
 )
+FINISHED = re.compile(f"Finished {ITERATIONS} iteration")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
     # The first session imports TensorFlow and trains once; the baseline is taken after it has gone.
     context, page = open_session(browser, f"{server.url}/?{TINY}")
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text(re.compile("Finished 60 iteration"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(FINISHED)).to_be_visible(timeout=120_000)
     context.close()
     baseline_threads = process.num_threads()
     baseline_native = native_thread_names(process.pid)
@@ -70,7 +73,7 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
     expect(pages[-1].get_by_role("button", name="Cancel")).to_be_visible()
     screenshot(pages[-1], "classroom_queued")
     for page in pages:
-        expect(page.get_by_text(re.compile("Finished 60 iteration"))).to_be_visible(timeout=240_000)
+        expect(page.get_by_text(FINISHED)).to_be_visible(timeout=240_000)
 
     # The server still answers its health check after the burst.
     with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=10) as response:
