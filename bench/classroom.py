@@ -8,7 +8,9 @@ server's file-serving thread pool only retires its idle threads when it is next 
     python bench/classroom.py [--sessions 30] [--iterations 30] [--class-board]
 
 With `--class-board` every session joins one class, a teacher tab keeps the class board open (it polls
-itself), and fresh loads of the board are timed alongside the page renders (`board_render_*`).
+itself), and fresh loads of the board are timed alongside the page renders (`board_render_*`); the
+teacher's tab is saved as bench/results/class_board_live.png while the class trains and as
+class_board_end.png once every job has ended.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from core.classboard import ClassBoard  # noqa: E402
 from harness.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 from harness.threads import thread_names  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -156,7 +160,8 @@ def main() -> None:
 
                 teacher = None
                 if code is not None:
-                    teacher = browser.new_context().new_page()
+                    # Tall, so the screenshots show the whole board (the app scrolls inside the page).
+                    teacher = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
                     teacher.goto(f"{server.url}/class?class={code}", timeout=180_000)
                 board_loaded: list[float] = []
                 contexts = [browser.new_context() for _ in range(arguments.sessions)]
@@ -170,6 +175,9 @@ def main() -> None:
                 for page in pages:
                     page.get_by_role("button", name="Train", exact=True).click()
                 queued_seen = sum(queue_shown(page) for page in pages[-5:])
+                if teacher is not None:
+                    RESULTS.mkdir(exist_ok=True)
+                    teacher.screenshot(path=str(RESULTS / "class_board_live.png"), full_page=True)
                 loaded_render, loaded_health = [], []
                 probing = threading.Event()
 
@@ -194,6 +202,7 @@ def main() -> None:
                     summary = teacher.get_by_text(re.compile(r"\d+ runs: "))
                     expect(summary).to_contain_text(f"{arguments.sessions + 1} runs", timeout=60_000)
                     board_summary = summary.inner_text()
+                    teacher.screenshot(path=str(RESULTS / "class_board_end.png"), full_page=True)
                     teacher.context.close()
                 for context in contexts:
                     context.close()

@@ -173,22 +173,31 @@ def run_label(run: BoardRun, names: dict[int, str]) -> str:
     return f"#{run.id} {names[run.id]} ({PAGE_LABELS.get(run.page, run.page)})"
 
 
+# The state ("queued (position 12 of 19)") must show whole; the long configuration goes last, where
+# the table scrolls sideways rather than squeezing the columns a teacher reads first.
+BOARD_COLUMNS = {
+    "Who": st.column_config.TextColumn(width=140),
+    "State": st.column_config.TextColumn(width=230),
+    "Configuration": st.column_config.TextColumn(width="large"),
+}
+
+
 def board_table(board: Board, names: dict[int, str]) -> pd.DataFrame:
-    """One row per run: who, page, state, configuration, started, time, score."""
+    """One row per run: who, page, state, score, time, started, configuration."""
     rows = [
         {
             "Run": run.id,
             "Who": names[run.id],
             "Page": PAGE_LABELS.get(run.page, run.page),
             "State": state_text(run),
-            "Configuration": ", ".join(f"{key}={value}" for key, value in sorted(run.config.items())),
-            "Started (UTC)": clock(run.started or run.created),
-            "Time": format_seconds(run.seconds) if run.seconds is not None else "",
             "Score": percent(run.score),
+            "Time": format_seconds(run.seconds) if run.seconds is not None else "",
+            "Started (UTC)": clock(run.started or run.created),
+            "Configuration": ", ".join(f"{key}={value}" for key, value in sorted(run.config.items())),
         }
         for run in reversed(board.runs)
     ]
-    columns = ["Run", "Who", "Page", "State", "Configuration", "Started (UTC)", "Time", "Score"]
+    columns = ["Run", "Who", "Page", "State", "Score", "Time", "Started (UTC)", "Configuration"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -248,7 +257,13 @@ def board_live_ui(code: str) -> None:
         f"**{len(board.runs)} runs**: {counts['training']} training, {counts['queued']} queued, "
         f"{done} ended." + (" Names are hidden." if board.anonymous else "")
     )
-    st.dataframe(board_table(board, names), hide_index=True, width="stretch", key="class_runs_table")
+    st.dataframe(
+        board_table(board, names),
+        hide_index=True,
+        width="stretch",
+        column_config=BOARD_COLUMNS,
+        key="class_runs_table",
+    )
     columns = st.columns(len(PAGE_LABELS))
     for column, (page, label) in zip(columns, PAGE_LABELS.items(), strict=True):
         column.markdown(f"**Leaderboard: {label}** ({SCORE_LABELS[page]})")
