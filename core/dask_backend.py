@@ -1,10 +1,10 @@
 """The Dask backend: training jobs run on the workers of a Dask distributed cluster.
 
 The server keeps the job (id, state, queue position, events, cancel, result); a worker runs the
-`TrainingSpec`. Per job, a Dask `Queue` carries batched events back, Dask `Event`s carry Stop and Pause
-there and a Dask `Variable` a new learning rate; MNIST is scattered once to every worker and reused by
-every job; the trained model returns as `.keras` bytes and is rebuilt here, so saving, drawing and the
-Model Cache see an ordinary result.
+`TrainingSpec`. Its events come back in batches as Dask structured-log events pushed to this server,
+Dask `Event`s carry Stop and Pause there and a Dask `Variable` a new learning rate; MNIST is published
+once and copied to each worker once, then reused by every job; the trained model returns as `.keras`
+bytes and is rebuilt here, so saving, drawing and the Model Cache see an ordinary result.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -49,6 +50,19 @@ LOOPBACK_NAMES = ("localhost",)
 JOIN_MARGIN_SECONDS = 0.2
 # Sent by an epoch's end: the page should see the curve point now, not at the next flush.
 URGENT_EVENTS = (EpochEnded, SamplesDecoded, TrainingStopped)
+
+
+@dataclass(frozen=True, slots=True)
+class EventDelay:
+    """How long one event took from a worker to the server's job, in seconds (wall clocks)."""
+
+    batched: float  # From its creation to its batch being sent: the deliberate wait (<= FLUSH_SECONDS).
+    transit: float  # From the batch being sent to its arrival here: the cluster's own latency.
+
+    @property
+    def total(self) -> float:
+        """From creation on the worker to arrival here."""
+        return self.batched + self.transit
 
 
 class ClusterUnavailableError(RuntimeError):
@@ -147,7 +161,7 @@ class EventBatcher:
     def __init__(
         self,
         *,
-        send: Callable[[list[tuple[float, Any]]], None],
+        send: Callable[[tuple[float, list[tuple[float, Any]]]], None],
         on_failure: Callable[[BaseException], None],
         flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
@@ -193,7 +207,7 @@ class EventBatcher:
                 closed = self._closed
             if batch:
                 try:
-                    self._send(batch)
+                    self._send((time.time(), batch))
                     self.sent_batches += 1
                 except Exception as error:  # noqa: BLE001 - Nobody hears the job any more: stop it.
                     self._on_failure(error)
@@ -425,7 +439,7 @@ class DaskBackend:
         emit: Callable[[Any], None],
         stop: threading.Event,
         *,
-        on_delay: Callable[[float], None] | None = None,
+        on_delay: Callable[[EventDelay], None] | None = None,
     ) -> Any:
         """Run `spec` on a worker, relaying its events to `emit` and `stop` to it; returns its result."""
         from distributed import Event, Variable
@@ -489,7 +503,7 @@ class DaskBackend:
         stop: threading.Event,
         stop_event: Any,
         controls: _RemoteControls,
-        on_delay: Callable[[float], None] | None,
+        on_delay: Callable[[EventDelay], None] | None,
     ) -> None:
         """Relay the job's events until its worker says it is done, it fails, or its worker is lost."""
         worker: str | None = None
@@ -509,9 +523,10 @@ class DaskBackend:
                 worker = payload
             elif kind == "events":
                 now = time.time()
-                for stamped, event in payload:
+                sent, batch = payload
+                for stamped, event in batch:
                     if on_delay is not None:
-                        on_delay(now - stamped)
+                        on_delay(EventDelay(batched=sent - stamped, transit=now - sent))
                     emit(event)
             elif kind == "control" and isinstance(stop, TrainingControl):
                 rate, fixed_reason = payload

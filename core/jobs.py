@@ -29,7 +29,7 @@ from core.settings import env_number
 from core.training_spec import TrainingSpec
 
 if TYPE_CHECKING:
-    from core.dask_backend import DaskBackend
+    from core.dask_backend import DaskBackend, EventDelay
 
 # Server threads that follow cluster jobs: the most cluster jobs that can run at once.
 MAX_CLUSTER_JOBS = 256
@@ -117,8 +117,8 @@ class Job:
         # "local" (the server's threads) or "cluster" (Dask workers): each admits and queues on its own.
         self.lane = "local"
         self.first_event_at: float | None = None
-        # Seconds from an event's creation on a Dask worker to its arrival here (cluster jobs only).
-        self.event_delays: collections.deque[float] = collections.deque(maxlen=max_events)
+        # How long each event took from its Dask worker to here (cluster jobs only; bench/cluster.py).
+        self.event_delays: collections.deque[EventDelay] = collections.deque(maxlen=max_events)
 
     def emit(self, event: Any) -> None:
         """Append an event for the page; the oldest one goes when the buffer is full."""

@@ -11,8 +11,10 @@ from typing import Any
 
 def dask_setup(worker: Any) -> None:
     """Called by Dask once per worker process, before it takes tasks."""
-    from core.runtime import configure_tensorflow
+    from core.runtime import configure_tensorflow, freeze_imported_objects
 
     configure_tensorflow(workers=worker.state.nthreads)
     import core.addition  # noqa: F401 - Imported for its side effect: Keras is loaded and ready.
     import core.digits  # noqa: F401
+
+    freeze_imported_objects()
