@@ -143,7 +143,7 @@ def downloads_ui(run: RunRecord, *, key_prefix: str) -> None:
             f"One row per {run.unit.lower()}: {', '.join(EPOCH_COLUMNS)}.",
         ),
         (
-            "Batch curves (CSV)",
+            "Batches (CSV)",
             batches_csv(run),
             f"{stem}-batches.csv",
             csv_mime,

@@ -171,3 +171,20 @@ def test_the_addition_charts_are_built_before_the_first_run_asks_for_them():
     for metric, title, _ in ADDITION_CHARTS:  # What the first poll of a run draws.
         _metric_spec(metric=metric, title=title, x_title="Iteration", points=True)
     assert _metric_spec.cache_info().misses == built == len(ADDITION_CHARTS)
+
+
+def test_accuracy_per_digit_bars_stay_inside_their_plot_and_the_lowest_still_shows():
+    # Its axis starts near the worst digit, not at 0: unclipped bars ran down past the plot, and the
+    # chart was laid out so its title and axis were cut off at 1400 px (seen in a walkthrough).
+    from ui.charts import per_class_chart
+
+    accuracy = (0.99, 0.97, 0.95, 0.9, 0.93, 0.96, 0.98, 0.94, 0.91, 0.92)
+    spec = per_class_chart(accuracy).to_dict()
+    assert spec["mark"]["clip"] is True
+    low, high = spec["encoding"]["y"]["scale"]["domain"]
+    assert 0.0 <= low < min(accuracy) and high == 1.0
+    # The worst digit's bar is a visible share of the plot, not a sliver.
+    assert (min(accuracy) - low) / (high - low) >= 0.05
+    # One digit at 100% and the rest near it: still a range, never [1, 1].
+    low, high = per_class_chart((1.0,) * 10).to_dict()["encoding"]["y"]["scale"]["domain"]
+    assert low < high == 1.0
