@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from core.jobs import QueueFullError
 from core.mnist import MnistData
 from core.personal import (
     MAX_EXAMPLES,
+    MAX_NPZ_BYTES,
     MIN_FINETUNE_EXAMPLES,
     FinetuneConfig,
     FinetuneResult,
@@ -89,7 +91,13 @@ def file_ui(personal: PersonalDigits) -> None:
         disabled=not len(personal),
         key="digits_personal_download",
     )
-    upload = right.file_uploader("Upload a .npz of digits", type=["npz"], key="digits_personal_upload")
+    upload = right.file_uploader(
+        "Upload a .npz of digits",
+        type=["npz"],
+        key="digits_personal_upload",
+        # The widget says the real limit ("4MB per file", not the server's 64): load_npz checks it too.
+        max_upload_size=math.ceil(MAX_NPZ_BYTES / 2**20),
+    )
     if upload is not None and right.button("Use this file", key="digits_personal_use_upload"):
         try:
             images, labels = load_npz(upload.getvalue())
