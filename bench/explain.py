@@ -2,7 +2,11 @@
 time the activation and saliency views add to one prediction (median over 200 images): computing them,
 and building their charts' specs as the page does (not the browser's drawing). Prints JSON.
 
-    python bench/explain.py [--images 200]
+With `--drawings` the timed images are drawings as the page's square sends them (core/drawings.py:
+MNIST test digits traced and drawn again as strokes on the 280x280 square), read through
+`preprocess_canvas`; without it, MNIST test images.
+
+    python bench/explain.py [--images 200] [--drawings]
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ os.environ.setdefault("MNIST_DIR", str(ROOT.parent / "shared" / "data" / "mnist"
 import numpy as np  # noqa: E402
 
 from core import explain  # noqa: E402
-from core.canvas import predict_digit  # noqa: E402
+from core.canvas import predict_digit, preprocess_canvas  # noqa: E402
 from core.digits import DigitsConfig, normalize_images, train_digits  # noqa: E402
+from core.drawings import make_drawing_set  # noqa: E402
 from core.mnist import cached_mnist  # noqa: E402
 from ui.explain_view import _grid_frame, dense_chart, overlay_frame, overlay_spec  # noqa: E402
 
@@ -53,14 +58,20 @@ def deletion(model, images: np.ndarray, *, method: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--drawings", action="store_true", help="time canvas drawings, not MNIST")
     arguments = parser.parse_args()
     data = cached_mnist()
     model = train_digits(DigitsConfig(epochs=1, seed=0), data=data).model
     images = normalize_images(data.test_images)
     methods = {method: deletion(model, images, method=method) for method in explain.SALIENCY_METHODS}
     predict_ms, views_ms, charts_ms = [], [], []
+    if arguments.drawings:
+        drawn = make_drawing_set(data.test_images, data.test_labels, count=arguments.images)
+        timed = [preprocess_canvas(drawing) for drawing in drawn.drawings]
+    else:
+        timed = list(images[: arguments.images])
     explain.layer_activations(model, images[0])  # Builds the probe once per model, as the page does.
-    for image in images[: arguments.images]:
+    for image in timed:
         started = time.perf_counter()
         prediction = predict_digit(model, image)
         middle = time.perf_counter()
@@ -86,7 +97,8 @@ def main() -> None:
             {
                 "model": "seed CNN, 1 epoch",
                 "deletion": methods,
-                "images_timed": arguments.images,
+                "images_timed": len(timed),
+                "timed_on": "canvas drawings" if arguments.drawings else "MNIST test images",
                 "predict_ms_p50": round(statistics.median(predict_ms), 2),
                 "explain_views_ms_p50": round(statistics.median(views_ms), 2),
                 "explain_views_ms_p95": round(float(np.percentile(views_ms, 95)), 2),
