@@ -6,7 +6,10 @@ second of each size and their ratio; every event's delay, split into its trip fr
 the server's job (`event_p50_ms`/`event_p99_ms`, the cluster's latency) and its age on arrival, the wait
 in its batch included (`event_age_*`, at most 150 ms more by design); the time from submit to the first
 curve point; and the CPU seconds each process (this one, the scheduler, the workers) spent on the
-measured jobs, to show where the second core's work goes. Last line: one JSON object.
+measured jobs, to show where the second core's work goes. Beside them, the same jobs in plain
+processes with no Dask at all (one process, then two, each with one TensorFlow thread, pulling jobs from
+a queue): `bare_ratio` is what two cores give these jobs on this machine, the ceiling for `ratio`, and
+`cluster_efficiency` is `ratio / bare_ratio`. Last line: one JSON object.
 
     MNIST_DIR=/path/to/mnist python bench/cluster.py [--jobs 8] [--epochs 2] [--training-size 6000]
         [--repeats 1]
@@ -16,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -121,6 +127,50 @@ def run(workers: int, *, jobs: int, config: DigitsConfig) -> dict[str, object]:
             runner.shutdown()
 
 
+def _bare_process(config: DigitsConfig, jobs: Any, ready: Any, start: Any) -> None:
+    """One plain process: TensorFlow as a worker has it, one warm-up job, then jobs until none remain."""
+    os.environ["LTL_TF_THREADS"] = "1"
+    from core.runtime import configure_tensorflow
+
+    configure_tensorflow(workers=1)
+    freeze_imported_objects()
+    data = cached_mnist()
+    quiet = threading.Event()
+    warm = TrainingSpec(task="digits", config=DigitsConfig(epochs=1, training_size=100))
+    warm.run(on_event=None, stop=quiet, data=data)
+    ready.put(os.getpid())
+    start.wait()
+    # Blocking gets up to a None per process: a non-blocking get also fails while the other process
+    # holds the queue's lock, which ended one of two processes at once.
+    while jobs.get() is not None:
+        TrainingSpec(task="digits", config=config).run(on_event=None, stop=quiet, data=data)
+
+
+def bare(processes: int, *, jobs: int, config: DigitsConfig) -> float:
+    """Seconds for `jobs` jobs shared by `processes` plain processes (no Dask), after their warm-up."""
+    context = multiprocessing.get_context("spawn")
+    waiting, ready, start = context.Queue(), context.Queue(), context.Event()
+    for index in range(jobs):
+        waiting.put(index)
+    for _ in range(processes):
+        waiting.put(None)
+    started = [
+        context.Process(target=_bare_process, args=(config, waiting, ready, start))
+        for _ in range(processes)
+    ]
+    for process in started:
+        process.start()
+    for _ in started:
+        ready.get(timeout=DEADLINE)
+    began = time.monotonic()
+    start.set()
+    for process in started:
+        process.join(DEADLINE)
+        if process.exitcode != 0:
+            raise RuntimeError(f"a bare process ended with exit code {process.exitcode}")
+    return time.monotonic() - began
+
+
 def main() -> None:
     """Run both sizes (alternating, `--repeats` pairs) and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -139,6 +189,11 @@ def main() -> None:
         for _ in range(arguments.repeats)
     ]
     ratios = [float(two["jobs_per_second"]) / float(one["jobs_per_second"]) for one, two in pairs]
+    bare_pairs = [
+        (bare(1, jobs=arguments.jobs, config=config), bare(2, jobs=arguments.jobs, config=config))
+        for _ in range(arguments.repeats)
+    ]
+    bare_ratios = [one / two for one, two in bare_pairs]
     one, two = pairs[ratios.index(statistics.median_low(ratios))]
     delays = [delay for pair in pairs for size in pair for delay in size.pop("delays")]
     transit = [delay.transit for delay in delays]
@@ -153,6 +208,13 @@ def main() -> None:
         "jobs_per_second_2": round(float(two["jobs_per_second"]), 4),
         "ratio": round(statistics.median_low(ratios), 3),
         "pair_ratios": [round(ratio, 3) for ratio in ratios],
+        "bare_ratio": round(statistics.median_low(bare_ratios), 3),
+        "bare_pair_ratios": [round(ratio, 3) for ratio in bare_ratios],
+        "bare_seconds_1": round(statistics.median_low([one for one, _ in bare_pairs]), 2),
+        "bare_seconds_2": round(statistics.median_low([two for _, two in bare_pairs]), 2),
+        "cluster_efficiency": round(
+            statistics.median_low(ratios) / statistics.median_low(bare_ratios), 3
+        ),
         "event_p50_ms": round(1000 * percentile(transit, 0.5), 2),
         "event_p99_ms": round(1000 * percentile(transit, 0.99), 2),
         "event_age_p50_ms": round(1000 * percentile(age, 0.5), 2),

@@ -77,9 +77,7 @@ def test_my_digits_gallery_deletes_and_fine_tuning_needs_a_model(mnist_dir):
     assert not at.exception
     assert at.button(key="digits_personal_finetune").disabled
     # The .npz uploader states its own 4 MB limit, not the server's 64 MB for model uploads.
-    uploaders = [
-        element for element in at.get("file_uploader") if "npz" in element.proto.label
-    ]
+    uploaders = [element for element in at.get("file_uploader") if "npz" in element.proto.label]
     assert [element.proto.max_upload_size_mb for element in uploaders] == [4]
     at.button(key="digits_personal_delete_0").click().run()
     assert not at.exception

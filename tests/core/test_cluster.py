@@ -27,7 +27,7 @@ from core.events import (
     TrainingStopped,
 )
 from core.jobs import JobRunner, JobState
-from core.local_cluster import LoopbackCluster, free_port
+from core.local_cluster import WORKER_NICENESS, LoopbackCluster, free_port
 from core.mnist import MnistData, cached_mnist
 from core.training import TrainingResult
 from core.training_spec import TrainingSpec
@@ -215,6 +215,19 @@ def frozen_object_count() -> int:
     import gc
 
     return gc.get_freeze_count()
+
+
+def test_loopback_workers_run_below_the_scheduler_and_the_app(cluster):
+    # Sharing the app's cores, the workers yield to the scheduler and the app, whose event relaying
+    # otherwise waited behind training steps (bench/cluster.py's transit p99 66-87 ms, 6-41 with it).
+    import psutil
+
+    assert psutil.Process(cluster.scheduler.pid).nice() == psutil.Process().nice()
+    for worker in cluster.workers:
+        process = psutil.Process(worker.pid)
+        assert process.nice() == psutil.Process().nice() + WORKER_NICENESS
+        # The PID kept is the worker itself (nice execs it), so a kill by PID still kills the worker.
+        assert "distributed.cli.dask_worker" in process.cmdline()
 
 
 def test_every_worker_starts_with_keras_loaded_and_its_heap_frozen(cluster_runner):
