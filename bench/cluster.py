@@ -40,6 +40,7 @@ from core.local_cluster import LoopbackCluster  # noqa: E402
 from core.mnist import cached_mnist  # noqa: E402
 from core.runtime import freeze_imported_objects  # noqa: E402
 from core.training_spec import TrainingSpec  # noqa: E402
+from core.worker_setup import prepare_training_process  # noqa: E402
 
 DEADLINE = 3_600.0
 
@@ -129,11 +130,8 @@ def run(workers: int, *, jobs: int, config: DigitsConfig) -> dict[str, object]:
 
 def _bare_process(config: DigitsConfig, jobs: Any, ready: Any, start: Any) -> None:
     """One plain process: TensorFlow as a worker has it, one warm-up job, then jobs until none remain."""
-    os.environ["LTL_TF_THREADS"] = "1"
-    from core.runtime import configure_tensorflow
-
-    configure_tensorflow(workers=1)
-    freeze_imported_objects()
+    os.environ["LTL_TF_THREADS"] = "1"  # As LoopbackCluster gives its workers.
+    prepare_training_process(threads=1)  # As a worker's preload does.
     data = cached_mnist()
     quiet = threading.Event()
     warm = TrainingSpec(task="digits", config=DigitsConfig(epochs=1, training_size=100))
