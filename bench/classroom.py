@@ -5,17 +5,22 @@ latency idle vs while the jobs train, peak server RSS, server threads before and
 ended. "After" is measured twice: once the pages have closed, and again after one later visitor (the web
 server's file-serving thread pool only retires its idle threads when it is next used). Prints JSON.
 
-    python bench/classroom.py [--sessions 30] [--iterations 30] [--class-board]
+    python bench/classroom.py [--sessions 30] [--iterations 30] [--class-board] [--dask]
 
 With `--class-board` every session joins one class, a teacher tab keeps the class board open (it polls
 itself), and fresh loads of the board are timed alongside the page renders (`board_render_*`); the
 teacher's tab is saved as bench/results/class_board_live.png while the class trains and as
 class_board_end.png once every job has ended.
+
+With `--dask` the jobs train on a loopback Dask cluster of two single-thread workers at nice 10
+(`core.local_cluster`, `LTL_JOB_BACKEND=dask`) instead of the server's own threads, so the server
+process keeps its GIL and cores for the pages.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -33,6 +38,7 @@ from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from core.classboard import ClassBoard  # noqa: E402
+from core.local_cluster import LoopbackCluster  # noqa: E402
 from harness.server import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 from harness.threads import thread_names  # noqa: E402
 
@@ -97,6 +103,28 @@ def queue_shown(page) -> bool:
     return True
 
 
+def cpu_seconds_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server, the browser's processes and (with --dask) the cluster's."""
+    parts = {"server": 0.0, "browser": 0.0, "cluster": 0.0}
+    # The server is this process's child too, so it is counted from there, once.
+    for process in psutil.Process().children(recursive=True):
+        try:
+            times = process.cpu_times()
+            command = " ".join(process.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if process.pid == server_pid:
+            part = "server"
+        elif "distributed.cli" in command:
+            part = "cluster"
+        elif "chrom" in command or "node" in process.name():
+            part = "browser"
+        else:
+            continue
+        parts[part] += times.user + times.system
+    return parts
+
+
 def first_session(browser, url: str, *, iterations: int) -> None:
     """One student: open the page, train to the end, close the tab."""
     context = browser.new_context()
@@ -114,16 +142,23 @@ def main() -> None:
     parser.add_argument(
         "--class-board", action="store_true", help="All sessions in one class; a teacher tab polls."
     )
+    parser.add_argument(
+        "--dask", action="store_true", help="Train on a loopback Dask cluster of two workers."
+    )
     arguments = parser.parse_args()
     query = (
         f"?digits=1&training_size=55&hidden_size=16&batch_size=8&iterations={arguments.iterations}"
         "&test_examples=2"
     )
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as stack:
         log = Path(workdir) / "jobs.jsonl"
+        environment = {"LTL_JOB_LOG": str(log)}
+        if arguments.dask:
+            cluster = stack.enter_context(LoopbackCluster(workers=2))
+            environment |= {"LTL_JOB_BACKEND": "dask", "LTL_DASK_SCHEDULER": cluster.address}
         server = Server(
             store_dir=Path(workdir) / "store",
-            extra_env={"LTL_JOB_LOG": str(log)},
+            extra_env=environment,
             extra_args=["--server.disconnectedSessionTTL", "5"],
         )
         code = None
@@ -172,6 +207,7 @@ def main() -> None:
                         timeout=120_000
                     )
                 started = time.perf_counter()
+                cpu_before = cpu_seconds_by_part(server.process.pid)
                 for page in pages:
                     page.get_by_role("button", name="Train", exact=True).click()
                 queued_seen = sum(queue_shown(page) for page in pages[-5:])
@@ -196,6 +232,8 @@ def main() -> None:
                 probing.set()
                 prober.join()
                 all_done_seconds = time.perf_counter() - started
+                cpu_after = cpu_seconds_by_part(server.process.pid)
+                cpu_loaded = {part: round(cpu_after[part] - cpu_before[part], 1) for part in cpu_after}
                 board_summary = None
                 if teacher is not None:
                     # The teacher's open tab has followed the class by itself to the end.
@@ -239,6 +277,7 @@ def main() -> None:
         json.dumps(
             {
                 "sessions": arguments.sessions,
+                "backend": "dask" if arguments.dask else "threads",
                 "iterations_per_job": arguments.iterations,
                 "jobs_by_state": states,
                 "jobs_lost": arguments.sessions - len(records),
@@ -247,6 +286,8 @@ def main() -> None:
                 "max_queued_seconds": max(
                     (record["queued_seconds"] for record in records), default=None
                 ),
+                # From the first Train click until every job had ended, in CPU seconds.
+                "cpu_seconds_while_loaded": cpu_loaded,
                 "render_idle": percentiles(idle_render),
                 "render_loaded": percentiles(loaded_render) if loaded_render else None,
                 "health_idle": percentiles(idle_health),

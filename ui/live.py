@@ -9,7 +9,7 @@ Training pages use it through `live_run_ui`, the Model Cache's load and formats 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 import streamlit as st
@@ -141,6 +141,9 @@ def live_run_ui(
     """
     active = runs[-1] if runs else None
     live = any(not run.done for run in runs)
+    # Filled after the status has drained the jobs in this page run, so that a job that started
+    # before the page drew is not taken for one that starts later.
+    waiting: set[str] = set()
 
     def status() -> bool:
         if active is None:
@@ -149,7 +152,8 @@ def live_run_ui(
             return False
         ended = sync_runs(runs, runner)
         status_ui(active, runner, key=key)
-        return ended
+        # A run that waited in the queue has started: rerun the page once so its charts poll.
+        return ended or started_since(waiting, runs)
 
     def draw() -> bool:
         # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
@@ -158,7 +162,25 @@ def live_run_ui(
         return False
 
     poll_ui(status, live=live)
-    poll_ui(draw, live=live, every=CHART_POLLS * POLL_SECONDS)
+    waiting.update(queued_job_ids(runs))
+    # A queued run has nothing to chart, and a class queues most of its runs: their charts poll only
+    # once they train, which spares the server a fragment run and the browser a delta per queued page.
+    poll_ui(draw, live=charting(runs), every=CHART_POLLS * POLL_SECONDS)
+
+
+def queued_job_ids(runs: list[RunRecord]) -> frozenset[str]:
+    """The jobs of `runs` that wait in the queue."""
+    return frozenset(run.job_id for run in runs if run.state == JobState.QUEUED.value)
+
+
+def started_since(waiting: Set[str], runs: list[RunRecord]) -> bool:
+    """True if a run whose job was in `waiting` has left the queue (started, or ended)."""
+    return any(run.job_id in waiting and run.state != JobState.QUEUED.value for run in runs)
+
+
+def charting(runs: list[RunRecord]) -> bool:
+    """True while a run of `runs` trains (or is paused), so its charts have points to follow."""
+    return any(not run.done and run.state != JobState.QUEUED.value for run in runs)
 
 
 def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:
