@@ -1,5 +1,6 @@
 """AppTest runs of every page: no exception, errors for bad values, a tiny training run end to end."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -801,6 +802,48 @@ def test_charts_wait_for_their_first_point_instead_of_drawing_empty_frames():
     assert not at.exception
     assert len(at.get("vega_lite_chart")) == 0
     assert any("after the first iteration" in caption.value for caption in at.caption)
+
+
+def test_a_training_run_draws_its_chart_frames_before_the_first_point():
+    # The browser builds the views while the run starts; mid-run it then only swaps their rows.
+    import threading
+
+    from core.addition import AdditionConfig
+    from ui.resources import get_runner
+    from ui.runs import RunRecord
+
+    runner = get_runner()
+    started, release = threading.Event(), threading.Event()
+
+    def training(emit, stop):
+        started.set()
+        release.wait(TIMEOUT)
+
+    job = runner.submit(training, owner="frames", kind="addition")
+    try:
+        assert started.wait(TIMEOUT)
+        run = RunRecord(
+            label="#1 SimpleRNN 1x8", job_id=job.id, config=AdditionConfig(digits=3), state="running"
+        )
+        at = page("app_pages/addition.py")
+        at.session_state["addition_runs"] = [run]
+        at.run()
+        assert not at.exception
+        # The four metric charts and the two breakdowns: their axes are known before any point.
+        specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+        assert len(specs) == 6
+        tops = {spec["title"]: spec["encoding"]["y"]["scale"]["domain"] for spec in specs}
+        assert tops["Loss"] == [0.0, 2.5]  # ln 12, an untrained model's loss, rounded up.
+        assert tops["Seconds per iteration"] == [0.0, 3.0]
+        assert tops["Exact match (held-out sums)"] == [0.0, 1.0]
+        assert all(spec["encoding"]["x"]["scale"]["domain"][0] == 1.0 for spec in specs)
+        # The test sums' table, with its columns for a 3-digit run's 4 answer characters.
+        table = at.dataframe[-1].value
+        assert list(table.columns) == ["Question", "Answer", "#1", "#2", "#3", "#4", "Right"]
+        assert table.empty
+    finally:
+        release.set()
+    assert job.wait(TIMEOUT)
 
 
 def test_digits_page_keeps_the_canvas_in_place_when_a_run_ends(mnist_dir):

@@ -86,14 +86,18 @@ def breakdown_specs(run: RunRecord) -> list[dict[str, Any]]:
 
 def breakdown_ui(run: RunRecord | None) -> None:
     """Exact match on the held-out sums by number of carries and by operand length, and hardest sums."""
-    if run is None or not run.breakdowns:
+    # A training run's charts are drawn before its first breakdown: their axes are known (iterations
+    # by exact match), so the browser builds the views while the run starts (see `metric_chart`).
+    if run is None or not (run.breakdowns or run.training):
         return
-    latest = run.breakdowns[-1]
     frame = breakdown_frame(run)
     for container, spec, (group, _) in zip(
         st.columns(2), breakdown_specs(run), BREAKDOWN_CHARTS, strict=True
     ):
         container.vega_lite_chart(frame[frame["group"] == group], spec, width="stretch")
+    if not run.breakdowns:
+        return
+    latest = run.breakdowns[-1]
     if latest.hardest:
         st.markdown(
             f"**Hardest held-out sums after iteration {latest.epoch}** (least likely right answer)"

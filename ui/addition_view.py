@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core.addition import (
+    CHARACTERS,
     RECIPES,
     RNN_TYPES,
     AdditionConfig,
@@ -22,7 +24,14 @@ from core.addition import (
 from core.digits import model_summary
 from core.events import DecodedSample, SamplesDecoded
 from ui.addition_errors_view import breakdown_specs, breakdown_ui, confidence_table
-from ui.charts import CHART_HELP, _metric_spec, epoch_frame, exact_match_frame, metric_chart
+from ui.charts import (
+    CHART_HELP,
+    _metric_spec,
+    axis_top,
+    epoch_frame,
+    exact_match_frame,
+    metric_chart,
+)
 from ui.lessons import lesson_slot, show_locked_presets
 from ui.links import QUERY_FIELDS, query_from_config
 from ui.runs import RunRecord
@@ -242,6 +251,13 @@ def summary_ui(presets: dict) -> None:
 
 
 # The Addition page's metric charts: metric, title and help key, left to right and top to bottom.
+# An untrained model's cross-entropy over the answer alphabet, ln 12 ~ 2.48: the loss chart's axis top
+# before its first point, which later points seldom pass (a run's loss falls from there).
+LOSS_TOP = axis_top(math.log(len(CHARACTERS.chars)))
+# Seconds per iteration: the page's tfjs defaults take ~0.2 s here and their first iteration (tracing
+# included) 1 to 2.5 s on a busy server; a slower run grows the axis once, when its first iteration ends.
+SECONDS_TOP = 3.0
+AXIS_TOPS = {"loss": LOSS_TOP, "seconds": SECONDS_TOP}
 ADDITION_CHARTS = (
     ("loss", "Loss", "loss"),
     ("seconds", "Seconds per iteration", "seconds"),
@@ -285,6 +301,8 @@ def charts_ui(runs: list[RunRecord], active: RunRecord) -> None:
             container=container,
             help=CHART_HELP[help_key],
             planned=planned,
+            top=AXIS_TOPS.get(metric),
+            training=active.training,
         )
     samples_ui(active)
     breakdown_ui(active)
@@ -301,6 +319,12 @@ def run_metrics(run: RunRecord) -> dict[str, float]:
 def samples_ui(run: RunRecord) -> None:
     """Test sums of the latest iteration, right ones green and wrong ones red."""
     if run.samples is None:
+        if run.training and isinstance(run.config, AdditionConfig):
+            # The table's frame from the start, so the browser builds its grid while the run starts.
+            st.markdown("**Test sums** — after the first iteration")
+            columns = [f"#{position + 1}" for position in range(run.config.answer_length)]
+            empty = pd.DataFrame(columns=["Question", "Answer", *columns, "Right"])
+            st.dataframe(empty, hide_index=True, key="addition_samples_table")
         return
     st.markdown(
         f"**Test sums after iteration {run.samples.epoch}** — exact match "

@@ -48,6 +48,8 @@ SHARE_METRICS = frozenset({"accuracy", "exact match"})
 # Axis tops of other metrics come from these times a power of ten: they change only in coarse steps.
 AXIS_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 BATCH_COLUMNS = ["run", "step", "value"]
+# Per-epoch charts mark each point on runs of at most this many epochs (beyond, the dots crowd).
+POINT_EPOCHS = 30
 
 # "What am I looking at": one line under each chart. Train is the solid line, validation the dashed.
 CHART_HELP = {
@@ -130,11 +132,17 @@ def axis_top(value: float) -> float:
 
 
 def value_domains(
-    data: pd.DataFrame, *, x: str, planned: int | None = None, share: bool = False
+    data: pd.DataFrame,
+    *,
+    x: str,
+    planned: int | None = None,
+    share: bool = False,
+    top: float | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Domains of `x` (to the `planned` end, if given) and of `value` (from zero) covering every row.
 
-    A `share` (0 to 1) spans 0 to 1; any other value's top is `axis_top` of its largest.
+    A `share` (0 to 1) spans 0 to 1; any other value's top is `axis_top` of its largest, and at least
+    `top` when given (the chart is drawn with that top before its first point arrives).
     """
     values = data["value"].astype(float)
     low, high = min(0.0, float(values.min())), float(values.max())
@@ -142,6 +150,8 @@ def value_domains(
         low, high = 0.0, 1.0
     else:
         low, high = -axis_top(-low) if low < 0 else low, axis_top(high)
+        if top is not None:
+            high = max(high, top)
     first, last = float(data[x].min()), float(data[x].max())
     if planned is not None:
         first, last = min(1.0, first), max(float(planned), last)
@@ -198,18 +208,30 @@ def metric_chart(
     container: Any = st,
     help: str | None = None,
     planned: int | None = None,
+    top: float | None = None,
+    training: bool = False,
 ) -> None:
     """Draw lines of one metric per run (colour) and split (dash), with a line saying what they show.
 
     `planned` is the number of epochs the runs were asked for: the x axis spans them from the start.
+    While a run is `training`, a share (0 to 1) or a metric with a known `top` is drawn before its first
+    point, on the axes its points will keep, so the browser builds its view while the run starts (it
+    then only swaps the rows); any other metric, or a run that ended first, says when it will appear.
     """
     data = frame[frame["metric"] == metric]
-    if data.empty:
+    share = metric in SHARE_METRICS
+    known_axes = training and planned is not None and (share or top is not None)
+    if data.empty and not known_axes:
         # An empty chart shows a lone "0.000000" tick and bare legends: say when it will fill instead.
         container.caption(f"{title}: appears after the first {x_title.lower()}.")
         return
-    spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=len(data) < 60)
-    domains = value_domains(data, x="epoch", planned=planned, share=metric in SHARE_METRICS)
+    # Points on short runs; decided by the planned length, so the spec stays the same all run long.
+    epochs = planned if planned is not None else int(data["epoch"].max())
+    spec = _metric_spec(metric=metric, title=title, x_title=x_title, points=epochs <= POINT_EPOCHS)
+    if data.empty:
+        domains = {"x": (1.0, float(planned or 1)), "y": (0.0, 1.0 if share else float(top or 1))}
+    else:
+        domains = value_domains(data, x="epoch", planned=planned, share=share, top=top)
     container.vega_lite_chart(data, with_domains(spec, **domains), width="stretch")
     if help:
         container.caption(help)
@@ -228,6 +250,7 @@ def loss_and_accuracy_ui(
             container=container,
             help=CHART_HELP[metric] if help else None,
             planned=run.planned_epochs,
+            training=run.training,
         )
 
 

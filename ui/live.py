@@ -156,8 +156,10 @@ def live_run_ui(
         return ended or started_since(waiting, runs)
 
     def draw() -> bool:
-        # Nothing to draw yet (queued, or cancelled before it started): no empty frames.
-        if active is not None and (active.epochs or active.batches):
+        # A training run's charts are drawn from its start (those whose axes are known before the first
+        # point, see `metric_chart`): the browser builds their views while TensorFlow traces the first
+        # steps, not in the middle of the run. Queued, or cancelled before it started: nothing.
+        if active is not None and (active.epochs or active.batches or active.training):
             charts(active)
         return False
 

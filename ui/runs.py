@@ -101,6 +101,11 @@ class RunRecord:
         return self.stopped is not None and self.stopped.reached_goal
 
     @property
+    def training(self) -> bool:
+        """Whether the run's job is training now (a paused run too)."""
+        return self.state == "running"
+
+    @property
     def done(self) -> bool:
         """Whether the run's job has ended one way or another."""
         return self.state in ("finished", "failed", "cancelled")

@@ -188,3 +188,42 @@ def test_accuracy_per_digit_bars_stay_inside_their_plot_and_the_lowest_still_sho
     # One digit at 100% and the rest near it: still a range, never [1, 1].
     low, high = per_class_chart((1.0,) * 10).to_dict()["encoding"]["y"]["scale"]["domain"]
     assert low < high == 1.0
+
+
+def test_a_chart_drawn_before_its_first_point_keeps_its_spec_when_the_points_come():
+    # Drawn at the start of a run, the view is built once in the browser; its first points must not
+    # change the spec (a new spec builds the view again in the middle of the run).
+    from ui.addition_view import AXIS_TOPS
+    from ui.charts import metric_chart
+
+    def drawn(rows, metric, *, training=True):
+        frame = pd.DataFrame(rows, columns=["run", "epoch", "metric", "split", "value"])
+        container = RecordingContainer()
+        metric_chart(
+            frame,
+            metric=metric,
+            title=metric,
+            container=container,
+            planned=21,
+            top=AXIS_TOPS.get(metric),
+            training=training,
+        )
+        return [spec for _, spec in container.charts], container.captions
+
+    for metric, first, beyond in (
+        ("loss", 1.9, 2.7),
+        ("seconds", 2.4, 3.2),
+        ("accuracy", 0.35, None),
+        ("exact match", 0.0, None),
+    ):
+        (empty,), _ = drawn([], metric)
+        (with_points,), _ = drawn([("#1", 1, metric, "train", first)], metric)
+        assert empty == with_points, metric
+        if beyond is not None:
+            # A point above the guessed top still widens the axis: it is never cut off.
+            (wider,), _ = drawn([("#1", 1, metric, "train", beyond)], metric)
+            assert wider["encoding"]["y"]["scale"]["domain"][1] >= beyond
+    # A metric with no known top, or a run that ended before its first point: no empty frame.
+    for metric, training in (("gradient norm", True), ("accuracy", False)):
+        charts, captions = drawn([], metric, training=training)
+        assert charts == [] and captions == [f"{metric}: appears after the first iteration."]
