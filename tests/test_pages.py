@@ -837,10 +837,12 @@ def test_a_training_run_draws_its_chart_frames_before_the_first_point():
         assert tops["Seconds per iteration"] == [0.0, 3.0]
         assert tops["Exact match (held-out sums)"] == [0.0, 1.0]
         assert all(spec["encoding"]["x"]["scale"]["domain"][0] == 1.0 for spec in specs)
-        # The test sums' table, with its columns for a 3-digit run's 4 answer characters.
-        table = at.dataframe[-1].value
-        assert list(table.columns) == ["Question", "Answer", "#1", "#2", "#3", "#4", "Right"]
-        assert table.empty
+        # The test sums' table, with its columns for a 3-digit run's 4 answer characters, and the
+        # hardest sums' table: empty, built now so that mid-run they only get their rows.
+        sums, hardest = (frame.value for frame in at.dataframe[-2:])
+        assert list(sums.columns) == ["Question", "Answer", "#1", "#2", "#3", "#4", "Right"]
+        assert list(hardest.columns) == ["Question", "Answer", "Model", "P(right answer)"]
+        assert sums.empty and hardest.empty
     finally:
         release.set()
     assert job.wait(TIMEOUT)

@@ -14,6 +14,8 @@ from ui.charts import spec_without_data, with_domains
 from ui.runs import RunRecord
 
 BREAKDOWN_COLUMNS = ["iteration", "group", "value", "exact_match", "problems"]
+HARDEST_COLUMNS = ["Question", "Answer", "Model", "P(right answer)"]
+HARDEST_KEY = "addition_hardest_table"
 # The two breakdown charts: which rows each draws and its title.
 BREAKDOWN_CHARTS = (
     ("carries", "Exact match by number of carries"),
@@ -96,6 +98,9 @@ def breakdown_ui(run: RunRecord | None) -> None:
     ):
         container.vega_lite_chart(frame[frame["group"] == group], spec, width="stretch")
     if not run.breakdowns:
+        # The hardest sums' table too, empty: its grid is built now rather than mid-run.
+        st.markdown("**Hardest held-out sums** — after the first iteration")
+        st.dataframe(pd.DataFrame(columns=HARDEST_COLUMNS), hide_index=True, key=HARDEST_KEY)
         return
     latest = run.breakdowns[-1]
     if latest.hardest:
@@ -108,8 +113,8 @@ def breakdown_ui(run: RunRecord | None) -> None:
                     (question, expected, predicted, f"{chance:.1%}")
                     for question, expected, predicted, chance in latest.hardest
                 ],
-                columns=["Question", "Answer", "Model", "P(right answer)"],
+                columns=HARDEST_COLUMNS,
             ),
             hide_index=True,
-            key="addition_hardest_table",
+            key=HARDEST_KEY,
         )
