@@ -40,7 +40,9 @@ RUN_COLOURS = [
 RUN_SCALE = alt.Scale(range=RUN_COLOURS)
 # The run legend goes under the plot: beside it, a run's label ("#1 SimpleRNN 1x128") took most of a
 # half-width column at 1024 px and left the lines ~50 px wide. Solid vs dashed is in each caption.
-LEGEND = alt.Legend(orient="bottom", direction="vertical", labelLimit=150)
+# No title: the labels name the runs ("#1 SimpleRNN 1x128"), and a chart drawn before its first point
+# showed a lone "Run" under its axes.
+LEGEND = alt.Legend(orient="bottom", direction="vertical", labelLimit=150, title=None)
 
 EPOCH_COLUMNS = ["run", "epoch", "metric", "split", "value"]
 # Metrics that are shares (0 to 1): their axis is always that, so a rising accuracy never changes it.
