@@ -127,14 +127,17 @@ def form_ui(
             key="addition_test_examples",
             disabled="test_examples" in locked,
         )
-        reverse = slot(right, "reverse").checkbox(
+        # Half-width columns of their own: in a third of the form at 1024 px the recipe's label and
+        # the checkbox's were cut ("Keras example (Ada…", "Reverse the questi…").
+        recipe_column, reverse_column = st.columns(2, vertical_alignment="bottom")
+        reverse = slot(reverse_column, "reverse").checkbox(
             "Reverse the question",
             preset("reverse"),
             key="addition_reverse",
             disabled="reverse" in locked,
             help="Feeding '12+345' as '543+21' shortens what the RNN must remember.",
         )
-        recipe = slot(left, "recipe").selectbox(
+        recipe = slot(recipe_column, "recipe").selectbox(
             "Training recipe",
             RECIPES,
             RECIPES.index(preset("recipe")),
