@@ -182,7 +182,7 @@ def started_since(waiting: Set[str], runs: list[RunRecord]) -> bool:
 
 def charting(runs: list[RunRecord]) -> bool:
     """True while a run of `runs` trains (or is paused), so its charts have points to follow."""
-    return any(not run.done and run.state != JobState.QUEUED.value for run in runs)
+    return any(run.training for run in runs)
 
 
 def status_ui(run: RunRecord, runner: JobRunner, *, key: str) -> None:

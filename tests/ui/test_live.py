@@ -54,61 +54,55 @@ class PollRecorder:
         self.polls.append({"step": step, "live": live, "every": every, "first": step()})
 
 
-def test_a_queued_run_polls_its_status_not_its_charts_and_reruns_the_page_when_it_starts(
-    monkeypatch,
-):
-    recorder = PollRecorder()
-    monkeypatch.setattr(live, "poll_ui", recorder)
+@pytest.fixture
+def recorder(monkeypatch):
+    recording = PollRecorder()
+    monkeypatch.setattr(live, "poll_ui", recording)
+    return recording
+
+
+@pytest.fixture
+def held():
+    """A one-worker runner whose worker is held by a job until `release` is set."""
     runner = JobRunner(max_workers=1, cluster_from_environment=False)
     started, release = threading.Event(), threading.Event()
 
-    def blocker(emit, stop):
+    def holding(emit, stop):
         started.set()
         release.wait(DEADLINE)
 
-    try:
-        runner.submit(blocker, owner="other", kind="addition")
-        assert started.wait(DEADLINE)
-        mine = runner.submit(lambda emit, stop: None, owner="mine", kind="addition")
-        # As the page makes it at Train: "queued" until the status fragment first drains the job.
-        runs = [record(mine.id, "queued")]
-        live.live_run_ui(runs, runner, key="test", charts=lambda run: None)
-        status, charts = recorder.polls
-        assert status["live"] and not status["first"]
-        assert not charts["live"], "a queued run's charts must not poll"
-        assert status["every"] == live.POLL_SECONDS
-
-        release.set()
-        assert mine.wait(DEADLINE)
-        # The next status poll sees the job has left the queue: the page reruns once.
-        assert status["step"]() is True
-    finally:
-        release.set()
-        runner.shutdown()
+    job = runner.submit(holding, owner="holder", kind="addition")
+    assert started.wait(DEADLINE)
+    yield runner, job, release
+    release.set()
+    runner.shutdown()
 
 
-def test_a_run_already_training_when_the_page_draws_polls_its_charts_without_a_rerun(monkeypatch):
-    recorder = PollRecorder()
-    monkeypatch.setattr(live, "poll_ui", recorder)
-    runner = JobRunner(max_workers=1, cluster_from_environment=False)
-    started, release = threading.Event(), threading.Event()
+def test_a_queued_run_polls_its_status_not_its_charts_and_reruns_the_page_when_it_starts(recorder, held):
+    runner, _, release = held
+    mine = runner.submit(lambda emit, stop: None, owner="mine", kind="addition")
+    # As the page makes it at Train: "queued" until the status fragment first drains the job.
+    runs = [record(mine.id, "queued")]
+    live.live_run_ui(runs, runner, key="test", charts=lambda run: None)
+    status, charts = recorder.polls
+    assert status["live"] and not status["first"]
+    assert not charts["live"], "a queued run's charts must not poll"
+    assert status["every"] == live.POLL_SECONDS
 
-    def gated(emit, stop):
-        started.set()
-        release.wait(DEADLINE)
+    release.set()
+    assert mine.wait(DEADLINE)
+    # The next status poll sees the job has left the queue: the page reruns once.
+    assert status["step"]() is True
 
-    try:
-        job = runner.submit(gated, owner="mine", kind="addition")
-        assert started.wait(DEADLINE)
-        # Just submitted: the record still says "queued", but the job already runs.
-        runs = [record(job.id, "queued")]
-        live.live_run_ui(runs, runner, key="test", charts=lambda run: None)
-        status, charts = recorder.polls
-        assert runs[0].state == "running"
-        assert charts["live"], "a training run's charts poll"
-        assert charts["every"] == live.CHART_POLLS * live.POLL_SECONDS
-        # Its later polls do not rerun the page: it never waited while this page was drawn.
-        assert status["step"]() is False
-    finally:
-        release.set()
-        runner.shutdown()
+
+def test_a_run_already_training_when_the_page_draws_polls_its_charts_without_a_rerun(recorder, held):
+    runner, job, _ = held
+    # Just submitted: the record still says "queued", but the job already runs.
+    runs = [record(job.id, "queued")]
+    live.live_run_ui(runs, runner, key="test", charts=lambda run: None)
+    status, charts = recorder.polls
+    assert runs[0].state == "running"
+    assert charts["live"], "a training run's charts poll"
+    assert charts["every"] == live.CHART_POLLS * live.POLL_SECONDS
+    # Its later polls do not rerun the page: it never waited while this page was drawn.
+    assert status["step"]() is False
