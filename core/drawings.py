@@ -1,8 +1,9 @@
 """A seeded set of canvas drawings made from MNIST test digits, to measure how well drawings are read.
 
-Each digit is thinned to its centre line (Zhang-Suen thinning of a 4x upsampled copy), and the line is
-drawn again as round strokes on the page's 280x280 drawing square: a chosen brush width, digit height,
-position and stroke colour on the square's black background, anti-aliased as a browser canvas draws.
+Each digit is thinned to its centre line (Zhang-Suen thinning of a 4x upsampled copy, its filled loops
+hollowed first so they are traced round, not worn to a line), and the line is drawn again as round
+strokes on the page's 280x280 drawing square: a chosen brush width, digit height, position and stroke
+colour on the square's black background, anti-aliased as a browser canvas draws.
 What the model then reads is what `core.canvas.preprocess_canvas` makes of the drawing, so the set
 measures preprocessing and training together, as a person drawing on the page does.
 """
@@ -31,6 +32,14 @@ SUPERSAMPLING = 2
 # Stroke colours are bright enough (HSV value) to stand out from the black square.
 MIN_BRIGHTNESS = 0.6
 DEFAULT_COUNT = 500
+# Ink this many times deeper than the digit's strokes is a filled loop (a 6's or a 9's closed up by a
+# thick pen): thinned as it is, it wears down to a line and the 6 is drawn as a "C", so its middle is cut
+# out first and the loop is traced round it, as a person drawing the digit draws it.
+FILLED_DEPTH = 2.0
+# Fewer filled pixels than this (on the 4x upsampled digit) are a blot where strokes meet, left alone.
+MIN_FILLED_PIXELS = 4
+# The four neighbours of a pixel, as one erosion step reads them.
+_CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 # The eight neighbours of a pixel, clockwise from north, as Zhang-Suen thinning reads them.
 _NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 
@@ -76,13 +85,40 @@ def thin(mask: np.ndarray) -> np.ndarray:
             return thinned
 
 
+def ink_depth(mask: np.ndarray) -> np.ndarray:
+    """How many erosions each ink pixel of a mask survives: its city-block distance to the background."""
+    depth = np.zeros(mask.shape, dtype=np.int32)
+    ink = mask.astype(bool)
+    while ink.any():
+        depth += ink
+        padded = np.pad(ink, 1)
+        side_rows, side_columns = ink.shape
+        for row, column in _CROSS:
+            ink = ink & padded[1 + row : 1 + row + side_rows, 1 + column : 1 + column + side_columns]
+    return depth
+
+
+def hollowed(mask: np.ndarray) -> np.ndarray:
+    """`mask` with the middle of each filled loop cut out, so that thinning traces the loop round it."""
+    line = thin(mask)
+    if not line.any():
+        return mask
+    depth = ink_depth(mask)
+    # The typical stroke's half-width is the depth along its centre line.
+    filled = depth > FILLED_DEPTH * float(np.median(depth[line]))
+    if np.count_nonzero(filled) < MIN_FILLED_PIXELS:
+        return mask
+    result: np.ndarray = mask & ~filled
+    return result
+
+
 def centre_line(digit: np.ndarray) -> np.ndarray:
     """The (row, column) points of a uint8 28x28 digit's centre line, in 28-px image coordinates."""
     side = digit.shape[0] * TRACE_UPSAMPLING
     large = Image.fromarray(np.asarray(digit, dtype=np.uint8)).resize(
         (side, side), Image.Resampling.BILINEAR
     )
-    points = np.argwhere(thin(np.asarray(large) >= 128)).astype(np.float64)
+    points = np.argwhere(thin(hollowed(np.asarray(large) >= 128))).astype(np.float64)
     # Pixel centres of the upsampled image, mapped back onto the 28-px grid.
     return (points + 0.5) / TRACE_UPSAMPLING
 
