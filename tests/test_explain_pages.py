@@ -161,7 +161,7 @@ def test_addition_answers_are_coloured_by_confidence_and_errors_broken_down():
     assert at.dataframe[1].value["Question"].tolist() == ["99+9"]
 
 
-def test_a_closed_session_drops_its_personal_digits():
+def test_a_closed_session_drops_its_personal_digits(collections_at_once):
     from ui.resources import SessionHandle, get_runner, release_session
 
     personal = personal_with(3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,7 +14,7 @@ from core.jobs import Job, JobRunner, default_workers
 from core.modelstore.cache import ModelCache
 from core.modelstore.loading import load_cached
 from core.modelstore.store import ModelStore
-from core.runtime import return_freed_memory
+from core.runtime import PacedCollections, return_freed_memory
 from core.settings import env_number
 from ui.runs import RunRecord
 
@@ -39,14 +38,18 @@ class SessionHandle:
     personal_sets: list[Any] = field(default_factory=list)
 
 
-# Where closed sessions' memory is freed, one session at a time. Streamlit calls `on_release` on the web
-# server's event loop; a full collection with TensorFlow loaded and malloc_trim take ~0.1-0.3 s there,
-# and a class closing its tabs stalled every page and the health check behind them (py-spy).
+# Where closed sessions drop their models and data, one session at a time: Streamlit calls `on_release`
+# on the web server's event loop, which must not wait for it.
 _RELEASES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltl-release")
 # Its thread starts now rather than at the first release, which lands whenever Streamlit notices a
 # closed tab: the server's thread count is then steady from the first page on (the classroom test
 # compares counts across a burst of sessions and once caught the thread appearing in between).
 _RELEASES.submit(int).result()
+# Keras models hold reference cycles, so a dropped model's memory comes back only with a full
+# collection (and malloc_trim). One per closed tab held the GIL for up to 0.8 s, 85 times in a
+# class's two minutes: closed sessions within `LTL_GC_SECONDS` of each other share one.
+GC_SECONDS = env_number("LTL_GC_SECONDS", default=30, low=0, high=3600, whole=False)
+_COLLECTIONS = PacedCollections(GC_SECONDS, after=return_freed_memory)
 
 
 def _release_session(handle: SessionHandle) -> None:
@@ -55,14 +58,37 @@ def _release_session(handle: SessionHandle) -> None:
 
 
 def release_session(handle: SessionHandle) -> Future[None]:
-    """As `_release_session`, with the Future of the freeing (tests wait on it)."""
+    """As `_release_session`, with a Future that resolves once the session's memory is collected."""
     # Streamlit releases the handle when the browser disconnects, but keeps the session's state for
     # `server.disconnectedSessionTTL` and evicts it only lazily: the models and data must go now.
     handle.runner.cancel_owner(handle.owner)
-    return _RELEASES.submit(_free_session, handle)
+    freed: Future[None] = Future()
+
+    def collect(dropped: Future[None]) -> None:
+        error = dropped.exception()
+        if error is not None:
+            freed.set_exception(error)
+            return
+        try:
+            collected = _COLLECTIONS.request()
+        except RuntimeError as closed:  # Only once the process is shutting down.
+            freed.set_exception(closed)
+            return
+        collected.add_done_callback(lambda outcome: _settle(freed, outcome))
+
+    _RELEASES.submit(_drop_session, handle).add_done_callback(collect)
+    return freed
 
 
-def _free_session(handle: SessionHandle) -> None:
+def _settle(future: Future[None], outcome: Future[None]) -> None:
+    error = outcome.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
+
+
+def _drop_session(handle: SessionHandle) -> None:
     for runs in handle.run_lists:
         for run in runs:
             run.release()
@@ -71,8 +97,6 @@ def _free_session(handle: SessionHandle) -> None:
     for personal in handle.personal_sets:
         personal.clear()
     handle.personal_sets.clear()
-    gc.collect()
-    return_freed_memory()
 
 
 @st.cache_resource(scope="session", on_release=_release_session, show_spinner=False)

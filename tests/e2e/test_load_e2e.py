@@ -87,7 +87,8 @@ def test_six_sessions_share_two_workers_fairly_and_leave_nothing_behind(classroo
 
     for context, _ in sessions:
         context.close()
-    # TensorFlow's threads go as soon as the sessions release their models (on the server's event loop).
+    # TensorFlow's threads go once the released models are collected: the sessions closed together
+    # share one full collection, at most LTL_GC_SECONDS (30 s) after the previous one.
     assert wait_until(lambda: native_thread_names(process.pid) == baseline_native, timeout=60)
 
     # The web server's file-serving pool keeps up to 28 threads from the burst and retires those idle

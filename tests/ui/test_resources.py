@@ -4,14 +4,14 @@ import threading
 
 from core.addition import AdditionConfig
 from core.jobs import JobRunner, JobState
-from core.runtime import return_freed_memory
+from core.runtime import PacedCollections, return_freed_memory
 from ui.resources import SessionHandle, release_session
 from ui.runs import RunRecord
 
 DEADLINE = 10.0
 
 
-def test_releasing_a_session_cancels_its_jobs_and_drops_its_models_and_data():
+def test_releasing_a_session_cancels_its_jobs_and_drops_its_models_and_data(collections_at_once):
     runner = JobRunner(max_workers=1)
     started, release = threading.Event(), threading.Event()
 
@@ -56,7 +56,8 @@ def test_a_session_is_cancelled_at_once_and_freed_off_the_calling_thread(monkeyp
         gate.wait(DEADLINE)  # Held until the caller has seen the release return.
         collected_on.append(threading.current_thread())
 
-    monkeypatch.setattr(resources.gc, "collect", collect)
+    collections = PacedCollections(0, collect=collect)
+    monkeypatch.setattr(resources, "_COLLECTIONS", collections)
     runner = JobRunner(max_workers=1)
     try:
         queued = runner.submit(lambda emit, stop: stop.wait(DEADLINE), owner="mine", kind="addition")
@@ -73,6 +74,38 @@ def test_a_session_is_cancelled_at_once_and_freed_off_the_calling_thread(monkeyp
     finally:
         gate.set()
         runner.shutdown()
+        collections.close()
+
+
+def test_sessions_closed_together_share_one_collection(monkeypatch):
+    import ui.resources as resources
+
+    calls = []
+    # An hour between collections: the first release is collected at once, the next ones wait.
+    collections = PacedCollections(3600, collect=lambda: calls.append(1))
+    monkeypatch.setattr(resources, "_COLLECTIONS", collections)
+    runner = JobRunner(max_workers=1)
+    try:
+        handles = []
+        for number in range(4):
+            run = RunRecord(
+                label=f"#{number}", job_id="job-0", config=AdditionConfig(), state="finished"
+            )
+            run.model = object()
+            handles.append(SessionHandle(owner=f"s{number}", runner=runner, run_lists=[[run]]))
+        release_session(handles[0]).result(DEADLINE)
+        later = [release_session(handle) for handle in handles[1:]]
+        # The release thread takes tasks in order: once this one has run, the three were dropped.
+        resources._RELEASES.submit(int).result(DEADLINE)
+        assert len(calls) == 1 and not any(future.done() for future in later)
+        collections.close()  # Serves the waiting releases at once.
+        for future in later:
+            future.result(DEADLINE)
+        assert len(calls) == 2
+        assert all(handle.run_lists == [] for handle in handles)  # Dropped before collecting.
+    finally:
+        runner.shutdown()
+        collections.close()
 
 
 def test_freed_memory_is_returned_on_glibc():
