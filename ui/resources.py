@@ -81,6 +81,7 @@ def release_session(handle: SessionHandle) -> Future[None]:
 
 
 def _settle(future: Future[None], outcome: Future[None]) -> None:
+    """Give `future` the outcome of the finished `outcome`: its error, or done."""
     error = outcome.exception()
     if error is not None:
         future.set_exception(error)
@@ -89,6 +90,7 @@ def _settle(future: Future[None], outcome: Future[None]) -> None:
 
 
 def _drop_session(handle: SessionHandle) -> None:
+    """Let go of everything the session held: its runs' models and results, uploads, personal digits."""
     for runs in handle.run_lists:
         for run in runs:
             run.release()
