@@ -29,17 +29,23 @@ def confidence_colour(confidence: float) -> str:
     return f"background-color: hsl({round(120 * max(0.0, min(1.0, confidence)))}, 75%, 82%)"
 
 
+def sample_columns(width: int) -> list[str]:
+    """The test sums table's columns for answers of `width` characters (also its empty frame's)."""
+    return ["Question", "Answer", *(f"#{position + 1}" for position in range(width)), "Right"]
+
+
 def confidence_table(samples: SamplesDecoded) -> Any:
     """Test sums with one column per answer character, each coloured by the model's probability."""
     width = max((len(sample.predicted) for sample in samples.samples), default=0)
-    characters = [f"#{position + 1}" for position in range(width)]
+    columns = sample_columns(width)
+    characters = columns[2:-1]
     rows, colours = [], []
     for sample in samples.samples:
         padded = list(sample.predicted.ljust(width))
         rows.append([sample.question, sample.expected, *padded, "right" if sample.correct else "wrong"])
         sure = list(sample.confidences) + [1.0] * (width - len(sample.confidences))
         colours.append([confidence_colour(value) for value in sure])
-    table = pd.DataFrame(rows, columns=["Question", "Answer", *characters, "Right"])
+    table = pd.DataFrame(rows, columns=columns)
     styles = pd.DataFrame("", index=table.index, columns=table.columns)
     if characters:
         styles[characters] = colours

@@ -23,7 +23,7 @@ from core.addition import (
 )
 from core.digits import model_summary
 from core.events import DecodedSample, SamplesDecoded
-from ui.addition_errors_view import breakdown_specs, breakdown_ui, confidence_table
+from ui.addition_errors_view import breakdown_specs, breakdown_ui, confidence_table, sample_columns
 from ui.charts import (
     CHART_HELP,
     _metric_spec,
@@ -325,8 +325,7 @@ def samples_ui(run: RunRecord) -> None:
         if run.training and isinstance(run.config, AdditionConfig):
             # The table's frame from the start, so the browser builds its grid while the run starts.
             st.markdown("**Test sums** — after the first iteration")
-            columns = [f"#{position + 1}" for position in range(run.config.answer_length)]
-            empty = pd.DataFrame(columns=["Question", "Answer", *columns, "Right"])
+            empty = pd.DataFrame(columns=sample_columns(run.config.answer_length))
             st.dataframe(empty, hide_index=True, key="addition_samples_table")
         return
     st.markdown(
